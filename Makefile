@@ -1,0 +1,143 @@
+# latbench — build, test and run the linear-attention benchmark suite.
+#
+#   make run-all        build → test gate → roofline → sweeps → plots → tables → claims
+#   make test           correctness gate (every method and form vs its fp64 reference)
+#   make deps           install the Debian packages (as root) or print the command
+#
+# Variables: SUITE=quick|full (run-all), THREADS=N, CC=gcc|clang, NO_OMP=1.
+
+SUITE   ?= quick
+CC      ?= gcc
+BUILD   := build
+BIN     := $(BUILD)/latbench
+
+DEB_PKGS := build-essential pkg-config libopenblas-dev libhwloc-dev hwloc gnuplot-nox python3-numpy
+
+# ---- dependency probe ---------------------------------------------------------
+# Each probe prints nothing when satisfied; `check-deps` stops with the one
+# apt-get line that installs what is missing.
+HAVE_CC       := $(shell command -v $(CC) >/dev/null 2>&1 && echo y)
+HAVE_PKGCONF  := $(shell command -v pkg-config >/dev/null 2>&1 && echo y)
+HAVE_OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo y)
+HAVE_HWLOC    := $(shell pkg-config --exists hwloc 2>/dev/null && echo y)
+HAVE_GNUPLOT  := $(shell command -v gnuplot >/dev/null 2>&1 && echo y)
+
+MISSING :=
+ifneq ($(HAVE_CC),y)
+MISSING += build-essential
+endif
+ifneq ($(HAVE_PKGCONF),y)
+MISSING += pkg-config
+endif
+ifneq ($(HAVE_OPENBLAS),y)
+MISSING += libopenblas-dev
+endif
+ifneq ($(HAVE_HWLOC),y)
+MISSING += libhwloc-dev hwloc
+endif
+
+# ---- flags ----------------------------------------------------------------------
+BLAS_CFLAGS  := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS    := $(shell pkg-config --libs openblas 2>/dev/null)
+HWLOC_CFLAGS := $(shell pkg-config --cflags hwloc 2>/dev/null)
+HWLOC_LIBS   := $(shell pkg-config --libs hwloc 2>/dev/null)
+
+ifeq ($(NO_OMP),1)
+OMP_FLAGS :=
+else
+OMP_FLAGS := -fopenmp
+endif
+
+WARN       := -Wall -Wextra -Wshadow -Wno-unused-parameter
+BASE       := -std=c11 -D_GNU_SOURCE -g $(WARN) $(OMP_FLAGS) $(BLAS_CFLAGS) $(HWLOC_CFLAGS)
+# Optimized kernels: -O3 -march=native, never -ffast-math (exp/log gates).
+CFLAGS_IMPL := -O3 -march=native $(BASE)
+# fp64 references: literal arithmetic, no contraction into FMAs.
+CFLAGS_REF  := -O2 -fno-fast-math -ffp-contract=off $(BASE)
+# Harness: portable, no -march (its numbers are not timed).
+CFLAGS_HARN := -O2 $(BASE)
+LDLIBS      := $(BLAS_LIBS) $(HWLOC_LIBS) $(OMP_FLAGS) -lm
+
+IMPL_SRC := $(wildcard impls/*.c) $(wildcard impls/common/*.c)
+REF_SRC  := $(wildcard reference/*.c)
+HARN_SRC := $(wildcard suites/harness/*.c)
+MAIN_SRC := suites/latbench.c
+HDRS     := $(wildcard impls/*.h impls/common/*.h impls/methods.def reference/*.h suites/harness/*.h)
+
+IMPL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(IMPL_SRC))
+REF_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(REF_SRC))
+HARN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(HARN_SRC))
+MAIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC))
+LIB_OBJ  := $(IMPL_OBJ) $(REF_OBJ) $(HARN_OBJ)
+
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY  := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo 1 || echo 0)
+
+.PHONY: all deps check-deps test test-unit test-cli run-all clean
+
+all: check-deps $(BIN)
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing: $(DEB_PKGS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
+	else \
+	  echo "run as root, or:  sudo apt-get install -y $(DEB_PKGS)"; exit 1; \
+	fi
+
+check-deps:
+	@if [ -n "$(strip $(MISSING))" ]; then \
+	  echo "latbench: missing Debian packages: $(strip $(MISSING))" >&2; \
+	  echo "install them with:  sudo apt-get install -y $(DEB_PKGS)   (or: sudo make deps)" >&2; \
+	  exit 2; \
+	fi
+
+$(BUILD)/build_info.h: FORCE
+	@mkdir -p $(BUILD)
+	@printf '#define LAT_GIT_COMMIT "%s"\n#define LAT_GIT_DIRTY %s\n#define LAT_CC "%s"\n#define LAT_CC_VERSION "%s"\n#define LAT_CFLAGS_IMPL "%s"\n#define LAT_CFLAGS_REF "%s"\n' \
+	  "$(GIT_COMMIT)" "$(GIT_DIRTY)" "$(CC)" "$$($(CC) --version | head -1)" \
+	  "-O3 -march=native $(OMP_FLAGS)" "-O2 -fno-fast-math -ffp-contract=off $(OMP_FLAGS)" > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+FORCE:
+
+$(BUILD)/impls/%.o: impls/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_IMPL) -c $< -o $@
+
+$(BUILD)/reference/%.o: reference/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REF) -c $< -o $@
+
+$(BUILD)/suites/%.o: suites/%.c $(HDRS) $(BUILD)/build_info.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_HARN) -I$(BUILD) -c $< -o $@
+
+$(BIN): $(LIB_OBJ) $(MAIN_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+clean:
+	rm -rf $(BUILD)
+
+# ---- tests ------------------------------------------------------------------------
+UNIT_BIN   := $(BUILD)/unit
+BROKEN_BIN := $(BUILD)/latbench-broken
+
+$(UNIT_BIN): tests/unit.c $(LIB_OBJ) $(HDRS)
+	$(CC) $(CFLAGS_HARN) -I$(BUILD) -o $@ tests/unit.c $(LIB_OBJ) $(LDLIBS)
+
+# The negative-test build: the registry plus one deliberately wrong method.
+$(BUILD)/tests/lat_common_broken.o: impls/common/lat_common.c $(HDRS) tests/broken.def
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_IMPL) -DLAT_EXTRA_METHODS='"../../tests/broken.def"' -c $< -o $@
+$(BUILD)/tests/broken_method.o: tests/broken_method.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_IMPL) -DLAT_EXTRA_METHODS='"../../tests/broken.def"' -c $< -o $@
+$(BROKEN_BIN): $(filter-out $(BUILD)/impls/common/lat_common.o,$(LIB_OBJ)) $(MAIN_OBJ) \
+               $(BUILD)/tests/lat_common_broken.o $(BUILD)/tests/broken_method.o
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# make test: unit tests, CLI error cases, the correctness gate over every
+# method (incl. T = 65536 robustness), and the negative tests. One summary
+# line "N passed, N failed" at the end; non-zero exit on any failure.
+test: check-deps $(BIN) $(UNIT_BIN) $(BROKEN_BIN)
+	@sh tests/run_all.sh $(BIN) $(UNIT_BIN) $(BROKEN_BIN)

@@ -1,0 +1,18 @@
+/* check.h — the correctness gate (`latbench check`). */
+#ifndef LAT_CHECK_H
+#define LAT_CHECK_H
+
+#include "harness.h"
+
+typedef struct lat_check_opts {
+    int max_threads;
+    uint64_t seed;
+    int quiet;      /* print failures only */
+    double perturb; /* test hook: add this to one output element of every form */
+} lat_check_opts;
+
+/* Returns the number of failed cases of method m (also added to fails, passes). */
+int lat_check_method(const lat_method *m, const lat_check_opts *o, int *fails, int *passes);
+int lat_check_long(const lat_method *m, const lat_check_opts *o, int T, int *fails, int *passes);
+
+#endif

@@ -1,0 +1,117 @@
+/* util.c — small helpers: strict number parsing, directories, run ids,
+ * fatal errors with one clear line. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+const char *lat_prog = "latbench";
+
+void lat_die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", lat_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+int lat_parse_int(const char *s, long *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int lat_parse_double(const char *s, double *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int lat_parse_int_list(const char *s, int *out, int max)
+{
+    char buf[1024];
+    if (!s || strlen(s) >= sizeof buf)
+        return -1;
+    strcpy(buf, s);
+    int n = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        long v;
+        if (n >= max || lat_parse_int(tok, &v) || v < 1 || v > (1L << 30))
+            return -1;
+        out[n++] = (int)v;
+    }
+    return n ? n : -1;
+}
+
+int lat_mkdir_p(const char *path)
+{
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int lat_dir_writable(const char *path)
+{
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.latbench-write-probe-%d", path, (int)getpid());
+    FILE *f = fopen(probe, "w");
+    if (!f)
+        return 0;
+    int ok = fputs("ok\n", f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    unlink(probe);
+    return ok;
+}
+
+void lat_run_id(char *buf, size_t len)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(buf, len, "%s_%s", ts, lat_git_commit());
+}
+
+double lat_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
