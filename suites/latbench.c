@@ -146,18 +146,19 @@ static int cmd_run(int argc, char **argv)
 /* ---- check ----------------------------------------------------------------- */
 static void check_help(void)
 {
-    printf("usage: latbench check [--methods a,b] [--threads n] [--seed n] [--quiet] [--long T]\n"
+    printf("usage: latbench check [--methods a,b] [--threads n] [--seed n] [--quiet] [--long T] [--out DIR]\n"
            "  Every form of every (or the named) method against its fp64 reference and its\n"
            "  other forms on awkward shapes, at 1 and at all threads; decode = prefill.\n"
            "  Exit status 1 if any case fails.\n"
            "  --long T   also run the long-sequence robustness case at this T (e.g. 65536)\n"
-           "  --quiet    print only failures and the summary\n");
+           "  --quiet    print only failures and the summary\n"
+           "  --out DIR  also write every case as a row of DIR/check.csv\n");
 }
 
 static int cmd_check(int argc, char **argv)
 {
-    lat_check_opts o = {lat_max_threads(), 42, 0, 0.0};
-    const char *methods = NULL;
+    lat_check_opts o = {lat_max_threads(), 42, 0, 0.0, NULL};
+    const char *methods = NULL, *out = NULL;
     long long_T = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -172,6 +173,9 @@ static int cmd_check(int argc, char **argv)
         } else if (!strcmp(a, "--methods") && v) {
             methods = v;
             i++;
+        } else if (!strcmp(a, "--out") && v) {
+            out = v;
+            i++;
         } else if (!strcmp(a, "--threads") && v && !lat_parse_int(v, &n) && n >= 1 && n <= 1024) {
             o.max_threads = (int)n;
             i++;
@@ -185,7 +189,7 @@ static int cmd_check(int argc, char **argv)
             o.perturb = d; /* test hook: proves the checker fails a wrong output */
             i++;
         } else {
-            lat_die(2, "check: bad option '%s'%s (allowed: --methods a,b --threads n --seed n --long T --quiet)", a,
+            lat_die(2, "check: bad option '%s'%s (allowed: --methods a,b --threads n --seed n --long T --quiet --out DIR)", a,
                     v ? "" : " or missing value");
         }
     }
@@ -193,12 +197,23 @@ static int cmd_check(int argc, char **argv)
     int nt = lat_cli_method_list(methods, todo, 256);
     if (nt < 0)
         return 2;
+    if (out) {
+        if (lat_cli_prepare_dir(out, "--out") != 0)
+            return 2;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/check.csv", out);
+        o.csv = fopen(path, "w");
+        if (!o.csv || fputs(LAT_CHECK_HEADER, o.csv) < 0)
+            lat_die(2, "check: cannot write %s: %s", path, strerror(errno));
+    }
     int fails = 0, passes = 0;
     for (int i = 0; i < nt; i++) {
         lat_check_method(todo[i], &o, &fails, &passes);
         if (long_T && !todo[i]->quadratic)
             lat_check_long(todo[i], &o, (int)long_T, &fails, &passes);
     }
+    if (o.csv && fclose(o.csv) != 0)
+        lat_die(2, "check: cannot finish check.csv in %s", out);
     printf("%d passed, %d failed\n", passes, fails);
     return fails ? 1 : 0;
 }

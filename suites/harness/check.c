@@ -12,6 +12,7 @@
 #include <omp.h>
 #endif
 
+#include "cell.h"
 #include "check.h"
 
 typedef struct {
@@ -19,17 +20,38 @@ typedef struct {
     const lat_check_opts *o;
 } tally;
 
-static void line(tally *t, int pass, const char *what, const lat_shape *s, const char *extra, const lat_err *e,
-                 const lat_err *se, double tol)
+/* One case: printed (unless passing in --quiet mode) and, with --out, a row of
+ * check.csv. cmp says what was compared: "ref" (form vs the fp64 reference),
+ * "form:<other>" (vs another form), "decode" (token by token vs the
+ * reference prefill), "ref-alt" (the two fp64 forms). */
+static void line(tally *t, int pass, const lat_method *m, const char *form, const char *cmp, int thr,
+                 const lat_shape *s, int harsh, const lat_err *e, const lat_err *se, double tol)
 {
     if (pass)
         t->passes++;
     else
         t->fails++;
+    if (t->o->csv) {
+        char knobs[256];
+        lat_knob_string(m, s, knobs, sizeof knobs);
+        fprintf(t->o->csv, "%s,%s,%s,%d,%d,%d,%d,%d,%s,%d,%s,%d,%.4g,%.4g,%.4g,%.4g,%ld,%.0e,%d\n", m->name, form,
+                cmp, s->B, s->T, s->H, s->K, s->V, knobs, thr, harsh ? "harsh" : "typical", s->pos, e->rel_rmse,
+                e->max_abs, e->worst_row, se ? se->rel_rmse : 0.0, e->nonfinite + (se ? se->nonfinite : 0), tol,
+                pass);
+    }
     if (pass && t->o->quiet)
         return;
-    printf("%-28s B%d T%d H%d K%d V%d%s  rel_rmse %.2e  max_abs %.2e  worst_row %.2e", what, s->B, s->T, s->H, s->K,
-           s->V, extra, e->rel_rmse, e->max_abs, e->worst_row);
+    char what[128];
+    if (!strcmp(cmp, "ref"))
+        snprintf(what, sizeof what, "%s.%s thr%d", m->name, form, thr);
+    else if (!strcmp(cmp, "decode"))
+        snprintf(what, sizeof what, "%s.decode(%s)", m->name, form);
+    else if (!strcmp(cmp, "ref-alt"))
+        snprintf(what, sizeof what, "%s.ref-vs-alt", m->name);
+    else
+        snprintf(what, sizeof what, "%s.%s=%s", m->name, form, cmp + 5);
+    printf("%-28s B%d T%d H%d K%d V%d%s%s  rel_rmse %.2e  max_abs %.2e  worst_row %.2e", what, s->B, s->T, s->H,
+           s->K, s->V, harsh ? " harsh" : "", s->pos ? " +state" : "", e->rel_rmse, e->max_abs, e->worst_row);
     if (se)
         printf("  state %.2e", se->rel_rmse);
     if (e->nonfinite || (se && se->nonfinite))
@@ -123,9 +145,8 @@ static void check_shape(tally *t, const lat_method *m, const lat_shape *s, int h
         lat_err se = {0};
         if (p.state_count)
             se = lat_compare_f64(alt_state, ref_state, p.state_count, srow);
-        char what[96];
-        snprintf(what, sizeof what, "%s.ref-vs-alt", m->name);
-        line(t, err_ok(&e, 1e-10) && err_ok(&se, 1e-10), what, s, extra, &e, p.state_count ? &se : NULL, 1e-10);
+        line(t, err_ok(&e, 1e-10) && err_ok(&se, 1e-10), m, "reference", "ref-alt", 1, s, harsh, &e,
+             p.state_count ? &se : NULL, 1e-10);
         lat_free(alt);
         lat_free(alt_state);
     }
@@ -143,18 +164,16 @@ static void check_shape(tally *t, const lat_method *m, const lat_shape *s, int h
             omp_set_num_threads(thr[ti]);
 #endif
             lat_status st = lat_problem_run(&p, f, thr[ti], 1);
-            char what[96];
-            snprintf(what, sizeof what, "%s.%s thr%d", m->name, f->name, thr[ti]);
             if (st != LAT_OK) {
                 lat_err z = {0};
                 if (st == LAT_UNSUPPORTED) {
                     t->skips++;
                     if (!o->quiet)
-                        printf("%-28s B%d T%d H%d K%d V%d%s  unsupported  SKIP\n", what, s->B, s->T, s->H, s->K,
-                               s->V, extra);
+                        printf("%s.%s thr%d B%d T%d H%d K%d V%d%s  unsupported  SKIP\n", m->name, f->name, thr[ti],
+                               s->B, s->T, s->H, s->K, s->V, extra);
                 } else {
                     z.nonfinite = 1;
-                    line(t, 0, what, s, extra, &z, NULL, m->tol_out);
+                    line(t, 0, m, f->name, "ref", thr[ti], s, harsh, &z, NULL, m->tol_out);
                 }
             } else {
                 perturb(o, p.out32, p.out_count);
@@ -162,8 +181,8 @@ static void check_shape(tally *t, const lat_method *m, const lat_shape *s, int h
                 lat_err se = {0};
                 if (p.state_count)
                     se = lat_compare_f32(p.state_out32, ref_state, p.state_count, srow);
-                line(t, err_ok(&e, m->tol_out) && (!p.state_count || err_ok(&se, m->tol_state)), what, s, extra,
-                     &e, p.state_count ? &se : NULL, m->tol_out);
+                line(t, err_ok(&e, m->tol_out) && (!p.state_count || err_ok(&se, m->tol_state)), m, f->name, "ref",
+                     thr[ti], s, harsh, &e, p.state_count ? &se : NULL, m->tol_out);
                 /* cross-form: this form's output against the first form's */
                 if (!first_out) {
                     first_out = lat_alloc(p.out_count * sizeof(float));
@@ -174,8 +193,9 @@ static void check_shape(tally *t, const lat_method *m, const lat_shape *s, int h
                     for (size_t i = 0; i < p.out_count; i++)
                         a[i] = first_out[i];
                     lat_err x = lat_compare_f32(p.out32, a, p.out_count, orow);
-                    snprintf(what, sizeof what, "%s.%s=%s", m->name, f->name, first_name);
-                    line(t, err_ok(&x, 2 * m->tol_out), what, s, extra, &x, NULL, 2 * m->tol_out);
+                    char cmp[96];
+                    snprintf(cmp, sizeof cmp, "form:%s", first_name);
+                    line(t, err_ok(&x, 2 * m->tol_out), m, f->name, cmp, 1, s, harsh, &x, NULL, 2 * m->tol_out);
                     lat_free(a);
                 }
             }
@@ -234,16 +254,14 @@ static void check_shape(tally *t, const lat_method *m, const lat_shape *s, int h
         }
         d.state_in32 = NULL;
         d.state_out32 = NULL;
-        char what[96];
-        snprintf(what, sizeof what, "%s.decode(%s)", m->name, df->name);
         lat_err e = lat_compare_f32(all, ref, p.out_count, orow);
         lat_err se = {0};
         if (p.state_count)
             se = lat_compare_f32(state, ref_state, p.state_count, srow);
         if (bad)
             e.nonfinite = 1;
-        line(t, err_ok(&e, m->tol_out) && (!p.state_count || err_ok(&se, m->tol_state)), what, s, extra, &e,
-             p.state_count ? &se : NULL, m->tol_out);
+        line(t, err_ok(&e, m->tol_out) && (!p.state_count || err_ok(&se, m->tol_state)), m, df->name, "decode",
+             o->max_threads, s, harsh, &e, p.state_count ? &se : NULL, m->tol_out);
         lat_free(all);
         lat_free(state);
         lat_problem_free(&d);

@@ -9,7 +9,12 @@ typedef struct lat_check_opts {
     uint64_t seed;
     int quiet;      /* print failures only */
     double perturb; /* test hook: add this to one output element of every form */
+    FILE *csv;      /* --out: rows of check.csv (lat_check_header) */
 } lat_check_opts;
+
+#define LAT_CHECK_HEADER                                                                                  \
+    "method,form,cmp,B,T,H,K,V,knobs,threads,inputs,pos,rel_rmse,max_abs,worst_row,state_rel_rmse,nonfinite,tol," \
+    "passed\n"
 
 /* Returns the number of failed cases of method m (also added to fails, passes). */
 int lat_check_method(const lat_method *m, const lat_check_opts *o, int *fails, int *passes);
