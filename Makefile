@@ -4,7 +4,7 @@
 #   make test           correctness gate (every method and form vs its fp64 reference)
 #   make deps           install the Debian packages (as root) or print the command
 #
-# Variables: SUITE=quick|full (run-all), THREADS=N, CC=gcc|clang, NO_OMP=1.
+# Variables: SUITE=quick|full (run-all), RUN=results/<run> (resume a run-all), CC=gcc|clang, NO_OMP=1.
 
 SUITE   ?= quick
 CC      ?= gcc
@@ -73,7 +73,7 @@ LIB_OBJ  := $(IMPL_OBJ) $(REF_OBJ) $(HARN_OBJ)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY  := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo 1 || echo 0)
 
-.PHONY: all deps check-deps test test-unit test-cli run-all clean
+.PHONY: all deps check-deps test run-all clean
 
 all: check-deps $(BIN)
 
@@ -114,6 +114,11 @@ $(BUILD)/suites/%.o: suites/%.c $(HDRS) $(BUILD)/build_info.h
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)
+
+# make run-all [SUITE=quick|full] [RUN=results/<existing run> to resume]
+run-all: check-deps $(BIN)
+	@command -v gnuplot >/dev/null 2>&1 || { echo "latbench: gnuplot is missing: sudo apt-get install -y gnuplot-nox (or sudo make deps)" >&2; exit 2; }
+	@sh scripts/run_all.sh $(BIN) $(SUITE) $(RUN)
 
 clean:
 	rm -rf $(BUILD)

@@ -25,6 +25,8 @@ lat_status ref_gla(const lat_shape *s, const double *const *in, const double *st
 lat_status ref_gla_parallel(const lat_shape *s, const double *const *in, const double *state_in,
                             double *out, double *state_out);
 
+/* ==== add new methods' prototypes above this line (one block per method) ==== */
+
 /* ---- small fp64 helpers shared by the references ------------------------- */
 static inline double ref_logsigmoid(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
 static inline double ref_sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }

@@ -132,6 +132,10 @@ typedef struct lat_input {
      * the suite's sharpness factor; `redraw` inputs (random feature matrices)
      * get a fresh seed for each of the ≥ 5 draws of accuracy II. */
     int sharpen, redraw;
+    /* 1: a parameter, not per token (A_log [D][N], a skip vector, random
+     * feature matrices): the decode check passes it whole to every step
+     * instead of slicing token t out of a [B][T][…] layout. */
+    int whole;
 } lat_input;
 
 /* ------------------------------------------------------------------------- */

@@ -168,6 +168,17 @@ void lat_rec_col_range(int Vx, int nvb, int vb, int *j0, int *j1)
     *j1 = (int)(16 * hi < Vx ? 16 * hi : Vx);
 }
 
+void lat_copy_block(float *restrict dst, size_t ldd, const float *restrict src, size_t lds,
+                    int rows, int w)
+{
+    for (int i = 0; i < rows; i++) {
+        if (src)
+            memcpy(dst + (size_t)i * ldd, src + (size_t)i * lds, sizeof(float) * (size_t)w);
+        else
+            memset(dst + (size_t)i * ldd, 0, sizeof(float) * (size_t)w);
+    }
+}
+
 int lat_useful_threads(double n_elem, int nthreads)
 {
     double n = n_elem / 65536.0; /* ≈ 10 µs of state updates per thread */

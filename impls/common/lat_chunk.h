@@ -41,6 +41,12 @@ void lat_rec_step(int K, int w, float *restrict S, size_t lds, const float *rest
 int lat_rec_col_blocks(int BH, int Vx, int nthreads);
 /* Columns [*j0, *j1) of block vb out of nvb. */
 void lat_rec_col_range(int Vx, int nvb, int vb, int *j0, int *j1);
+/* dst[i][0..w) = src[i][0..w) for rows i < rows (row strides ldd, lds);
+ * src NULL → zeros. Moves value-column blocks of a state in and out of a
+ * private, cache-line-aligned working copy (no false sharing between the
+ * column blocks of one slice). */
+void lat_copy_block(float *restrict dst, size_t ldd, const float *restrict src, size_t lds,
+                    int rows, int w);
 /* Threads worth using for n_elem state-element updates (fork/join is not
  * free: tiny calls such as one decode token run on one thread). */
 int lat_useful_threads(double n_elem, int nthreads);

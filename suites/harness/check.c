@@ -235,8 +235,13 @@ static void check_shape(tally *t, const lat_method *m, const lat_shape *s, int h
         for (int tt = 0; tt < s->T && !bad; tt++) {
             ds.pos = s->pos + tt;
             d.s = ds;
-            /* slice token tt of every [B][T][…] input */
+            /* slice token tt of every [B][T][…] input; parameters go whole */
             for (int i = 0; i < m->n_inputs; i++) {
+                if (m->inputs[i].whole) {
+                    if (tt == 0)
+                        memcpy(d.in32[i], p.in32[i], p.in_count[i] * sizeof(float));
+                    continue;
+                }
                 size_t per_b = p.in_count[i] / ((size_t)s->B * (size_t)s->T);
                 for (int b = 0; b < s->B; b++)
                     memcpy(d.in32[i] + (size_t)b * per_b, p.in32[i] + ((size_t)b * s->T + (size_t)tt) * per_b,
