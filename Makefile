@@ -51,12 +51,13 @@ endif
 WARN       := -Wall -Wextra -Wshadow -Wno-unused-parameter
 BASE       := -std=c11 -D_GNU_SOURCE -g $(WARN) $(OMP_FLAGS) $(BLAS_CFLAGS) $(HWLOC_CFLAGS)
 # Optimized kernels: -O3 -march=native, never -ffast-math (exp/log gates).
-CFLAGS_IMPL := -O3 -march=native $(BASE)
+MARCH       ?= native
+CFLAGS_IMPL := -O3 -march=$(MARCH) $(BASE) $(CFLAGS_EXTRA)
 # fp64 references: literal arithmetic, no contraction into FMAs.
-CFLAGS_REF  := -O2 -fno-fast-math -ffp-contract=off $(BASE)
+CFLAGS_REF  := -O2 -fno-fast-math -ffp-contract=off $(BASE) $(CFLAGS_EXTRA)
 # Harness: portable, no -march (its numbers are not timed).
-CFLAGS_HARN := -O2 $(BASE)
-LDLIBS      := $(BLAS_LIBS) $(HWLOC_LIBS) $(OMP_FLAGS) -lm
+CFLAGS_HARN := -O2 $(BASE) $(CFLAGS_EXTRA)
+LDLIBS      := $(BLAS_LIBS) $(HWLOC_LIBS) $(OMP_FLAGS) -lm $(LDFLAGS_EXTRA)
 
 IMPL_SRC := $(wildcard impls/*.c) $(wildcard impls/common/*.c)
 REF_SRC  := $(wildcard reference/*.c)
@@ -73,7 +74,7 @@ LIB_OBJ  := $(IMPL_OBJ) $(REF_OBJ) $(HARN_OBJ)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY  := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo 1 || echo 0)
 
-.PHONY: all deps check-deps test run-all clean
+.PHONY: all deps check-deps test run-all clean sanitize memcheck
 
 all: check-deps $(BIN)
 
@@ -96,7 +97,7 @@ $(BUILD)/build_info.h: FORCE
 	@mkdir -p $(BUILD)
 	@printf '#define LAT_GIT_COMMIT "%s"\n#define LAT_GIT_DIRTY %s\n#define LAT_CC "%s"\n#define LAT_CC_VERSION "%s"\n#define LAT_CFLAGS_IMPL "%s"\n#define LAT_CFLAGS_REF "%s"\n' \
 	  "$(GIT_COMMIT)" "$(GIT_DIRTY)" "$(CC)" "$$($(CC) --version | head -1)" \
-	  "-O3 -march=native $(OMP_FLAGS)" "-O2 -fno-fast-math -ffp-contract=off $(OMP_FLAGS)" > $@.tmp
+	  "-O3 -march=$(MARCH) $(OMP_FLAGS)" "-O2 -fno-fast-math -ffp-contract=off $(OMP_FLAGS)" > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 FORCE:
 
@@ -121,7 +122,7 @@ run-all: check-deps $(BIN)
 	@sh scripts/run_all.sh $(BIN) $(SUITE) $(RUN)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(MC_BUILD)
 
 # ---- tests ------------------------------------------------------------------------
 UNIT_BIN   := $(BUILD)/unit
@@ -146,3 +147,31 @@ $(BROKEN_BIN): $(filter-out $(BUILD)/impls/common/lat_common.o,$(LIB_OBJ)) $(MAI
 # line "N passed, N failed" at the end; non-zero exit on any failure.
 test: check-deps $(BIN) $(UNIT_BIN) $(BROKEN_BIN)
 	@sh tests/run_all.sh $(BIN) $(UNIT_BIN) $(BROKEN_BIN)
+
+# ---- sanitizers and memcheck (issue: hardening) -------------------------------------
+# make sanitize: the whole program built with AddressSanitizer and
+# UndefinedBehaviorSanitizer, then the correctness gate and a short sweep.
+ASAN_BUILD := build-asan
+SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize: check-deps
+	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS_EXTRA="$(SAN_FLAGS)" LDFLAGS_EXTRA="$(SAN_FLAGS)" $(ASAN_BUILD)/latbench
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(ASAN_BUILD)/latbench check --quiet
+	rm -rf $(ASAN_BUILD)/sweep-run
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(ASAN_BUILD)/latbench sweep tests/suites/tiny.suite --out $(ASAN_BUILD)/sweep-run
+	@! grep -E ',(failed|crashed),' $(ASAN_BUILD)/sweep-run/*.csv || { echo "sanitize: a cell failed or crashed" >&2; exit 1; }
+
+# make memcheck: valgrind on one small run of every method's every form.
+# Valgrind 3.19 cannot execute AVX-512, so this build targets AVX2 (x86-64-v3).
+MC_BUILD := build-memcheck
+memcheck: check-deps
+	@command -v valgrind >/dev/null || { echo "memcheck: sudo apt-get install -y valgrind" >&2; exit 2; }
+	$(MAKE) BUILD=$(MC_BUILD) MARCH=x86-64-v3 $(MC_BUILD)/latbench
+	@set -e; for m in $$($(MC_BUILD)/latbench list --names); do \
+	  for f in $$($(MC_BUILD)/latbench list | awk -v m=$$m '$$1 == m { for (i = 4; i <= NF && $$i !~ /^decode:/; i++) print $$i }'); do \
+	    echo "memcheck $$m.$$f"; \
+	    LATBENCH_ENV_SET=1 OMP_NUM_THREADS=2 valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+	      $(MC_BUILD)/latbench run --method $$m --form $$f --B 1 --T 33 --H 2 --D 16 --threads 2 --reps 1 --min-time 0 \
+	      --out $(MC_BUILD)/run >/dev/null || { echo "memcheck: $$m.$$f has memory errors" >&2; exit 1; }; \
+	  done; done; echo "memcheck: clean"

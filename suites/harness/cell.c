@@ -356,14 +356,18 @@ int lat_cell_run(const lat_cell *c, lat_result *r)
         child_main(c, cr);
         const char *p = (const char *)cr;
         size_t left = sizeof *cr;
+        int rc = 0;
         while (left) {
             ssize_t w = write(fd[1], p, left);
-            if (w <= 0)
-                _exit(3);
+            if (w <= 0) {
+                rc = 3;
+                break;
+            }
             p += w;
             left -= (size_t)w;
         }
-        _exit(0);
+        free(cr);
+        _exit(rc);
     }
     close(fd[1]);
     size_t got = 0;
