@@ -74,7 +74,7 @@ LIB_OBJ  := $(IMPL_OBJ) $(REF_OBJ) $(HARN_OBJ)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY  := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo 1 || echo 0)
 
-.PHONY: all deps check-deps test run-all clean sanitize memcheck
+.PHONY: all deps check-deps test run-all clean sanitize memcheck fuzz fuzz-build fuzz-regress
 
 all: check-deps $(BIN)
 
@@ -122,7 +122,7 @@ run-all: check-deps $(BIN)
 	@sh scripts/run_all.sh $(BIN) $(SUITE) $(RUN)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(MC_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(MC_BUILD) $(FUZZ_BUILD)
 
 # ---- tests ------------------------------------------------------------------------
 UNIT_BIN   := $(BUILD)/unit
@@ -175,3 +175,30 @@ memcheck: check-deps
 	      $(MC_BUILD)/latbench run --method $$m --form $$f --B 1 --T 33 --H 2 --D 16 --threads 2 --reps 1 --min-time 0 \
 	      --out $(MC_BUILD)/run >/dev/null || { echo "memcheck: $$m.$$f has memory errors" >&2; exit 1; }; \
 	  done; done; echo "memcheck: clean"
+
+# ---- fuzzing (libFuzzer, clang) -------------------------------------------------------
+# make fuzz [FUZZ_TIME=seconds per harness]: the suite parser, the `run`
+# command-line parser and the claims-table parser; crashes land in
+# tests/fuzz/crash-*; add each to the corpus: it then runs in make test.
+FUZZ_BUILD := build-fuzz
+FUZZ_TIME  ?= 60
+FUZZERS    := suite cli $(if $(wildcard tests/fuzz/fuzz_claims.c),claims)
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+fuzz-build: check-deps
+	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) CFLAGS_EXTRA="$(FUZZ_FLAGS)" LDFLAGS_EXTRA="-fsanitize=address,undefined" \
+	  $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(IMPL_SRC) $(REF_SRC) $(HARN_SRC))
+	@for f in $(FUZZERS); do \
+	  clang -O1 -g $(BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer -I$(FUZZ_BUILD) -o $(FUZZ_BUILD)/fuzz_$$f tests/fuzz/fuzz_$$f.c \
+	    $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(IMPL_SRC) $(REF_SRC) $(HARN_SRC)) $(LDLIBS) -fsanitize=address,undefined || exit 1; \
+	done
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus_$$f; \
+	  echo "fuzz_$$f: $(FUZZ_TIME) s"; \
+	  ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BUILD)/fuzz_$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    -artifact_prefix=tests/fuzz/crash-$$f- $(FUZZ_BUILD)/corpus_$$f tests/fuzz/corpus_$$f 2>&1 | \
+	    grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|crash-' ; \
+	done
+# Regression run of the committed corpora (no fuzzing): part of make test when clang exists.
+fuzz-regress: fuzz-build
+	@for f in $(FUZZERS); do ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BUILD)/fuzz_$$f -runs=0 tests/fuzz/corpus_$$f 2>&1 | tail -1; done

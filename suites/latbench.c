@@ -17,6 +17,7 @@
 
 #include "harness/cell.h"
 #include "harness/check.h"
+#include "harness/claims.h"
 #include "harness/cli.h"
 #include "harness/harness.h"
 #include "harness/sweep.h"
@@ -284,6 +285,23 @@ static int cmd_merge(int argc, char **argv)
 }
 
 /* ---- roofline ----------------------------------------------------------------- */
+typedef struct {
+    const char *csv_path;
+    long triad_elems;
+} roof_job;
+
+/* In a child process (OpenMP must not start in the parent, see lat_in_child). */
+static void roof_measure(void *arg, void *out)
+{
+    roof_job *j = arg;
+    FILE *csv = fopen(j->csv_path, "w");
+    if (!csv)
+        _exit(2);
+    lat_roofline((lat_roof *)out, lat_max_threads(), j->triad_elems, csv);
+    if (fclose(csv) != 0)
+        _exit(2);
+}
+
 static int cmd_roofline(int argc, char **argv)
 {
     const char *out = NULL;
@@ -313,15 +331,74 @@ static int cmd_roofline(int argc, char **argv)
     FILE *csv = fopen(path, "w");
     if (!csv)
         lat_die(2, "roofline: cannot write %s: %s", path, strerror(errno));
+    fclose(csv);
     lat_roof roof;
-    long n = (long)(4 * lat_llc_bytes() / sizeof(float));
-    lat_roofline(&roof, lat_max_threads(), n, csv);
-    if (fclose(csv) != 0)
-        lat_die(2, "roofline: cannot write %s", path);
+    roof_job job = {path, (long)(4 * lat_llc_bytes() / sizeof(float))};
+    if (lat_in_child(roof_measure, &job, &roof, sizeof roof) != 0)
+        lat_die(2, "roofline: the measurement failed (could not write %s?)", path);
     const char *slash = strrchr(out, '/');
     if (lat_write_meta(out, slash ? slash + 1 : out, &roof, "roofline") != 0)
         lat_die(2, "roofline: cannot write %s/meta.json", out);
     printf("wrote %s and %s/meta.json\n", path, out);
+    return 0;
+}
+
+/* ---- claims ------------------------------------------------------------------- */
+static void claims_help(void)
+{
+    printf("usage: latbench claims RUN [--tsv FILE] [--quiet]\n"
+           "       latbench claims --check [--tsv FILE]\n"
+           "  Evaluates every claim of FILE (default data/claims.tsv) against the run\n"
+           "  folder's own CSVs and writes RUN/claims.md and RUN/claims.csv: the claim, what\n"
+           "  the paper reported, the predicate, what this run measured and the verdict\n"
+           "  (holds, does not hold, not measurable here, method not yet implemented).\n"
+           "  The predicate language is described in suites/harness/claims.h.\n"
+           "  --tsv FILE  the claims table\n"
+           "  --check     only parse FILE: errors as file:line: reason, exit 2\n"
+           "  --quiet     no line per claim on stdout\n");
+}
+
+static int cmd_claims(int argc, char **argv)
+{
+    const char *run = NULL, *tsv = "data/claims.tsv";
+    int check_only = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            claims_help();
+            return 0;
+        } else if (!strcmp(a, "--tsv") && i + 1 < argc) {
+            tsv = argv[++i];
+        } else if (!strcmp(a, "--check")) {
+            check_only = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if (a[0] != '-' && !run) {
+            run = a;
+        } else {
+            lat_die(2, "claims: bad argument '%s' (see latbench claims --help)", a);
+        }
+    }
+    struct stat sb;
+    if (!check_only && !run)
+        lat_die(2, "claims: which run folder? (e.g. latbench claims results/<run>)");
+    if (run && (stat(run, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        lat_die(2, "claims: run folder '%s' does not exist", run);
+    lat_claims *c;
+    if (lat_claims_load(tsv, &c, stderr) != 0)
+        return 2;
+    if (check_only) {
+        printf("%s: %d claims, no error\n", tsv, lat_claims_count(c));
+        lat_claims_free(c);
+        return 0;
+    }
+    int n[4];
+    if (lat_claims_report(c, run, tsv, quiet ? NULL : stdout, n) != 0)
+        lat_die(2, "claims: cannot write claims.md / claims.csv into %s: %s", run, strerror(errno));
+    printf("%d claims: %d hold, %d do not hold, %d not measurable here, %d method not yet implemented\n"
+           "wrote %s/claims.md and %s/claims.csv\n",
+           lat_claims_count(c), n[0], n[1], n[2], n[3], run, run);
+    lat_claims_free(c);
     return 0;
 }
 
@@ -335,7 +412,8 @@ static void usage(FILE *f)
                "  check     every form of every method against its fp64 reference\n"
                "  sweep     run a suite (suites/*.suite) into a run folder, resumable\n"
                "  merge     join sharded sweeps\n"
-               "  roofline  this machine's FMA peak, sgemm and triad ceilings\n");
+               "  roofline  this machine's FMA peak, sgemm and triad ceilings\n"
+               "  claims    verdicts for data/claims.tsv from a run's own data\n");
 }
 
 int main(int argc, char **argv)
@@ -368,6 +446,8 @@ int main(int argc, char **argv)
         return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "roofline"))
         return cmd_roofline(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline)\n", lat_prog, cmd);
+    if (!strcmp(cmd, "claims"))
+        return cmd_claims(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims)\n", lat_prog, cmd);
     return 2;
 }

@@ -128,6 +128,7 @@ void lat_run_id(char *buf, size_t len);    /* <UTC time>_<commit> */
 int lat_parse_int(const char *s, long *out); /* strict; 0 on success */
 int lat_parse_double(const char *s, double *out);
 int lat_parse_int_list(const char *s, int *out, int max); /* "1,2,4" → count or -1 */
+int lat_in_child(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size);
 void lat_die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 extern const char *lat_prog; /* for error messages */
 

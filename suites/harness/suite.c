@@ -453,13 +453,18 @@ static int has_harsh(const lat_method *m)
     return 0;
 }
 
-static void add_task(lat_task **arr, int *n, int *cap, const lat_task *t)
+#define LAT_MAX_TASKS 1000000
+
+static int add_task(lat_task **arr, int *n, int *cap, const lat_task *t)
 {
+    if (*n >= LAT_MAX_TASKS)
+        return -1;
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 256;
         *arr = realloc(*arr, sizeof(lat_task) * (size_t)*cap);
     }
     (*arr)[(*n)++] = *t;
+    return 0;
 }
 
 int lat_suite_tasks(const lat_suite *s, lat_task **out)
@@ -534,7 +539,13 @@ int lat_suite_tasks(const lat_suite *s, lat_task **out)
                                         c->harsh = g->kind == LAT_GRID_ACCURACY ? g->harsh[xi] : 0;
                                         if (c->harsh && !has_harsh(c->m))
                                             continue; /* same inputs as typical */
-                                        add_task(&arr, &n, &cap, &t);
+                                        if (add_task(&arr, &n, &cap, &t)) {
+                                            fprintf(stderr, "%s: %s: the suite expands to more than %d cells\n",
+                                                    lat_prog, s->path, LAT_MAX_TASKS);
+                                            free(arr);
+                                            *out = NULL;
+                                            return -1;
+                                        }
                                     }
     }
     *out = arr;

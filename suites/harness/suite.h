@@ -92,7 +92,8 @@ typedef struct lat_task {
 int lat_suite_parse(const char *path, lat_suite *s);
 /* Parse from a string (tests, fuzzing); name is used in messages. */
 int lat_suite_parse_text(const char *text, const char *name, lat_suite *s);
-/* Expand into tasks (malloc'd array); returns the count. */
+/* Expand into tasks (malloc'd array); returns the count, or -1 (message
+ * printed) when the suite expands to more than a million cells. */
 int lat_suite_tasks(const lat_suite *s, lat_task **out);
 /* Identity of a task for --resume and merge: the same string a CSV row of it
  * yields (lat_row_key). */

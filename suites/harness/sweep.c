@@ -176,6 +176,10 @@ int lat_sweep(const lat_sweep_opts *o)
     }
     lat_task *tasks = NULL;
     int ntask = lat_suite_tasks(suite, &tasks);
+    if (ntask < 0) {
+        free(suite);
+        return 2;
+    }
 
     if (o->dry_run) {
         int k = 0;

@@ -99,51 +99,39 @@ static void write_caches(FILE *f, hwloc_topology_t topo)
     fprintf(f, "\n  ],\n");
 }
 
-/* The PU each OpenMP thread runs on, as hwloc sees it after binding. Found
- * in a forked child: an OpenMP thread pool in this process would make every
- * later fork (one per benchmark cell) deadlock in libgomp. */
-static void write_thread_cpus(FILE *f, hwloc_topology_t topo)
+/* The PU each OpenMP thread runs on, as hwloc sees it after binding; found in
+ * a child process (lat_in_child: no OpenMP pool in the parent). */
+typedef struct { hwloc_topology_t topo; int n; } cpu_probe;
+
+static void probe_cpus(void *arg, void *out)
 {
-    int n = lat_max_threads();
-    int cpus[256];
+    cpu_probe *p = arg;
+    int *cpus = out;
     for (int i = 0; i < 256; i++)
         cpus[i] = -1;
-    int fd[2];
-    if (pipe(fd) == 0) {
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid == 0) {
-            close(fd[0]);
 #ifdef _OPENMP
-#pragma omp parallel num_threads(n)
-            {
-                hwloc_bitmap_t set = hwloc_bitmap_alloc();
-                if (hwloc_get_last_cpu_location(topo, set, HWLOC_CPUBIND_THREAD) == 0) {
-                    int id = omp_get_thread_num();
-                    if (id < 256)
-                        cpus[id] = hwloc_bitmap_first(set);
-                }
-                hwloc_bitmap_free(set);
-            }
-#endif
-            ssize_t w = write(fd[1], cpus, sizeof cpus);
-            _exit(w == (ssize_t)sizeof cpus ? 0 : 1);
+#pragma omp parallel num_threads(p->n)
+    {
+        hwloc_bitmap_t set = hwloc_bitmap_alloc();
+        if (hwloc_get_last_cpu_location(p->topo, set, HWLOC_CPUBIND_THREAD) == 0) {
+            int id = omp_get_thread_num();
+            if (id < 256)
+                cpus[id] = hwloc_bitmap_first(set);
         }
-        close(fd[1]);
-        if (pid > 0) {
-            size_t got = 0;
-            while (got < sizeof cpus) {
-                ssize_t r = read(fd[0], (char *)cpus + got, sizeof cpus - got);
-                if (r <= 0)
-                    break;
-                got += (size_t)r;
-            }
-            waitpid(pid, NULL, 0);
-        }
-        close(fd[0]);
+        hwloc_bitmap_free(set);
     }
+#endif
+}
+
+static void write_thread_cpus(FILE *f, hwloc_topology_t topo)
+{
+    int cpus[256];
+    cpu_probe p = {topo, lat_max_threads()};
+    if (lat_in_child(probe_cpus, &p, cpus, sizeof cpus) != 0)
+        for (int i = 0; i < 256; i++)
+            cpus[i] = -1;
     fprintf(f, "  \"omp_thread_cpus\": [");
-    for (int i = 0; i < n && i < 256; i++)
+    for (int i = 0; i < p.n && i < 256; i++)
         fprintf(f, "%s%d", i ? ", " : "", cpus[i]);
     fprintf(f, "],\n");
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -114,4 +115,53 @@ double lat_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Runs fn(arg, out) in a forked child and copies its `size`-byte result back.
+ * Anything that starts OpenMP threads runs this way: a thread pool in the
+ * parent would make every later fork (one per benchmark cell) deadlock in
+ * libgomp. Returns 0, or -1 when the child failed. */
+int lat_in_child(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        void *buf = calloc(1, size);
+        fn(arg, buf);
+        const char *p = buf;
+        size_t left = size;
+        while (left) {
+            ssize_t w = write(fd[1], p, left);
+            if (w <= 0)
+                break;
+            p += w;
+            left -= (size_t)w;
+        }
+        free(buf);
+        _exit(left ? 1 : 0);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd[0], (char *)out + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return (got == size && WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : -1;
 }
