@@ -196,8 +196,10 @@ fuzz: fuzz-build
 	  mkdir -p $(FUZZ_BUILD)/corpus_$$f; \
 	  echo "fuzz_$$f: $(FUZZ_TIME) s"; \
 	  ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BUILD)/fuzz_$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
-	    -artifact_prefix=tests/fuzz/crash-$$f- $(FUZZ_BUILD)/corpus_$$f tests/fuzz/corpus_$$f 2>&1 | \
-	    grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|crash-' ; \
+	    -artifact_prefix=tests/fuzz/crash-$$f- $(FUZZ_BUILD)/corpus_$$f tests/fuzz/corpus_$$f \
+	    >$(FUZZ_BUILD)/fuzz_$$f.log 2>&1; rc=$$?; \
+	  grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|crash-' $(FUZZ_BUILD)/fuzz_$$f.log; \
+	  [ $$rc -eq 0 ] || { echo "fuzz_$$f found a crash (see $(FUZZ_BUILD)/fuzz_$$f.log)" >&2; exit 1; }; \
 	done
 # Regression run of the committed corpora (no fuzzing): part of make test when clang exists.
 fuzz-regress: fuzz-build

@@ -40,7 +40,7 @@ int lat_cli_method_list(const char *csv, const lat_method **out, int max)
         if (!m) {
             char known[4096];
             lat_cli_known_methods(known, sizeof known);
-            fprintf(stderr, "%s: unknown method '%s' (known: %s)\n", lat_prog, tok, known);
+            fprintf(lat_errf(), "%s: unknown method '%s' (known: %s)\n", lat_prog, tok, known);
             return -1;
         }
         if (n < max)
@@ -52,11 +52,11 @@ int lat_cli_method_list(const char *csv, const lat_method **out, int max)
 int lat_cli_prepare_dir(const char *dir, const char *what)
 {
     if (lat_mkdir_p(dir) != 0) {
-        fprintf(stderr, "%s: %s %s: cannot create the folder: %s\n", lat_prog, what, dir, strerror(errno));
+        fprintf(lat_errf(), "%s: %s %s: cannot create the folder: %s\n", lat_prog, what, dir, strerror(errno));
         return -1;
     }
     if (!lat_dir_writable(dir)) {
-        fprintf(stderr, "%s: %s %s: the folder is not writable\n", lat_prog, what, dir);
+        fprintf(lat_errf(), "%s: %s %s: the folder is not writable\n", lat_prog, what, dir);
         return -1;
     }
     return 0;
@@ -64,9 +64,9 @@ int lat_cli_prepare_dir(const char *dir, const char *what)
 
 static int bad(const char *fmt, const char *a, const char *b)
 {
-    fprintf(stderr, "%s: ", lat_prog);
-    fprintf(stderr, fmt, a, b);
-    fputc('\n', stderr);
+    fprintf(lat_errf(), "%s: ", lat_prog);
+    fprintf(lat_errf(), fmt, a, b);
+    fputc('\n', lat_errf());
     return 2;
 }
 
@@ -138,7 +138,7 @@ int lat_cli_parse_cell(int argc, char **argv, lat_cli_cell *cc, void (*help)(voi
                 if (lat_parse_int(v, &n) || n < nums[k].lo || n > nums[k].hi) {
                     char range[64];
                     snprintf(range, sizeof range, "an integer in [%ld, %ld]", nums[k].lo, nums[k].hi);
-                    fprintf(stderr, "%s: run: --%s must be %s, not '%s'\n", lat_prog, name, range, v);
+                    fprintf(lat_errf(), "%s: run: --%s must be %s, not '%s'\n", lat_prog, name, range, v);
                     return 2;
                 }
                 *nums[k].dst = n;
@@ -160,17 +160,17 @@ int lat_cli_parse_cell(int argc, char **argv, lat_cli_cell *cc, void (*help)(voi
     c->m = lat_find_method(method);
     if (!c->m) {
         lat_cli_known_methods(known, sizeof known);
-        fprintf(stderr, "%s: run: unknown method '%s' (known: %s)\n", lat_prog, method, known);
+        fprintf(lat_errf(), "%s: run: unknown method '%s' (known: %s)\n", lat_prog, method, known);
         return 2;
     }
     lat_cli_known_forms(c->m, known, sizeof known);
     if (!form) {
-        fprintf(stderr, "%s: run: --form is required (%s has: %s)\n", lat_prog, c->m->name, known);
+        fprintf(lat_errf(), "%s: run: --form is required (%s has: %s)\n", lat_prog, c->m->name, known);
         return 2;
     }
     c->f = lat_find_form(c->m, form);
     if (!c->f) {
-        fprintf(stderr, "%s: run: %s has no form '%s' (it has: %s)\n", lat_prog, c->m->name, form, known);
+        fprintf(lat_errf(), "%s: run: %s has no form '%s' (it has: %s)\n", lat_prog, c->m->name, form, known);
         return 2;
     }
     if (B < 0 || T < 0 || H < 0 || (D < 0 && (K < 0 || V < 0)))
@@ -198,7 +198,7 @@ int lat_cli_parse_cell(int argc, char **argv, lat_cli_cell *cc, void (*help)(voi
                 strncat(kl, j ? ", --" : "--", sizeof kl - strlen(kl) - 1);
                 strncat(kl, c->m->knobs[j].name, sizeof kl - strlen(kl) - 1);
             }
-            fprintf(stderr, "%s: run: unknown option --%s (%s knobs: %s; see --help)\n", lat_prog, knob_name[k],
+            fprintf(lat_errf(), "%s: run: unknown option --%s (%s knobs: %s; see --help)\n", lat_prog, knob_name[k],
                     c->m->name, kl[0] ? kl : "none");
             return 2;
         }
@@ -206,7 +206,7 @@ int lat_cli_parse_cell(int argc, char **argv, lat_cli_cell *cc, void (*help)(voi
     }
     char why[256];
     if (lat_shape_check(c->m, s, why, sizeof why) != LAT_OK) {
-        fprintf(stderr, "%s: run: %s: unsupported: %s\n", lat_prog, c->m->name, why);
+        fprintf(lat_errf(), "%s: run: %s: unsupported: %s\n", lat_prog, c->m->name, why);
         return 2;
     }
     /* the T = 1 edge of 1-byte-per-token sizes: guard the index arithmetic */

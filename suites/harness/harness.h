@@ -131,5 +131,8 @@ int lat_parse_int_list(const char *s, int *out, int max); /* "1,2,4" → count o
 int lat_in_child(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size);
 void lat_die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 extern const char *lat_prog; /* for error messages */
+/* Where parsers write their one-line errors (stderr; fuzzers silence it). */
+FILE *lat_errf(void);
+void lat_set_errf(FILE *f);
 
 #endif

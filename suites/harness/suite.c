@@ -18,11 +18,11 @@ static int perr(const ctx_t *c, const char *fmt, ...) __attribute__((format(prin
 static int perr(const ctx_t *c, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: %s:%d: ", lat_prog, c->file, c->line);
+    fprintf(lat_errf(), "%s: %s:%d: ", lat_prog, c->file, c->line);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(lat_errf(), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fputc('\n', lat_errf());
     return -1;
 }
 
@@ -392,7 +392,7 @@ int lat_suite_parse(const char *path, lat_suite *s)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "%s: cannot read suite %s: %s\n", lat_prog, path, strerror(errno));
+        fprintf(lat_errf(), "%s: cannot read suite %s: %s\n", lat_prog, path, strerror(errno));
         return -1;
     }
     char *buf = malloc(1 << 20);
@@ -401,13 +401,13 @@ int lat_suite_parse(const char *path, lat_suite *s)
     fclose(f);
     if (too_big) {
         free(buf);
-        fprintf(stderr, "%s: %s: suite file larger than 1 MiB\n", lat_prog, path);
+        fprintf(lat_errf(), "%s: %s: suite file larger than 1 MiB\n", lat_prog, path);
         return -1;
     }
     buf[n] = 0;
     if (memchr(buf, 0, n)) {
         free(buf);
-        fprintf(stderr, "%s: %s: not a text file (NUL byte)\n", lat_prog, path);
+        fprintf(lat_errf(), "%s: %s: not a text file (NUL byte)\n", lat_prog, path);
         return -1;
     }
     int rc = lat_suite_parse_text(buf, path, s);
@@ -540,7 +540,7 @@ int lat_suite_tasks(const lat_suite *s, lat_task **out)
                                         if (c->harsh && !has_harsh(c->m))
                                             continue; /* same inputs as typical */
                                         if (add_task(&arr, &n, &cap, &t)) {
-                                            fprintf(stderr, "%s: %s: the suite expands to more than %d cells\n",
+                                            fprintf(lat_errf(), "%s: %s: the suite expands to more than %d cells\n",
                                                     lat_prog, s->path, LAT_MAX_TASKS);
                                             free(arr);
                                             *out = NULL;

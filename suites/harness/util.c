@@ -13,6 +13,10 @@
 
 const char *lat_prog = "latbench";
 
+static FILE *err_stream;
+FILE *lat_errf(void) { return err_stream ? err_stream : stderr; }
+void lat_set_errf(FILE *f) { err_stream = f; }
+
 void lat_die(int code, const char *fmt, ...)
 {
     va_list ap;

@@ -13,8 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int quiet;
     if (!quiet) {
         quiet = 1;
-        if (!freopen("/dev/null", "w", stderr))
-            return 0;
+        lat_set_errf(fopen("/dev/null", "w"));
     }
     char *text = malloc(size + 1);
     memcpy(text, data, size);
