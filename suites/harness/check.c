@@ -91,6 +91,14 @@ static double *prefix_state(const lat_method *m, const lat_shape *s, uint64_t se
     return st;
 }
 
+static int has_knob(const lat_method *m, const char *name)
+{
+    for (int i = 0; i < m->n_knobs; i++)
+        if (!strcmp(m->knobs[i].name, name))
+            return 1;
+    return 0;
+}
+
 static void perturb(const lat_check_opts *o, float *x, size_t n)
 {
     if (o->perturb != 0 && n)
@@ -210,7 +218,7 @@ static void check_shape(tally *t, const lat_method *m, const lat_shape *s, int h
 
     /* decode: token by token from the same initial state equals prefill */
     const lat_form *df = m->decode_form ? lat_find_form(m, m->decode_form) : NULL;
-    if (df && s->causal != 0 && s->T <= 1000) {
+    if (df && (s->causal != 0 || !has_knob(m, "causal")) && s->T <= 1000) {
         lat_shape ds = *s;
         ds.T = 1;
         ds.ctx = lat_shape_ctx(s);
