@@ -113,6 +113,9 @@ typedef enum {
 } lat_dist;
 
 struct lat_rng;
+/* The harness's seeded RNG, for custom generators (suites/harness/rng.c). */
+double lat_rng_uniform(struct lat_rng *r); /* [0, 1) */
+double lat_rng_normal(struct lat_rng *r);  /* N(0, 1) */
 /* Custom generator: fill x (count values, laid out by the input's dims). */
 typedef void (*lat_gen_fn)(double *x, size_t count, const lat_shape *s,
                            struct lat_rng *rng, int harsh);

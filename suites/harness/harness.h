@@ -19,8 +19,8 @@ typedef struct lat_rng {
 } lat_rng;
 void lat_rng_seed(lat_rng *r, uint64_t seed);
 uint64_t lat_rng_u64(lat_rng *r);
-double lat_rng_uniform(lat_rng *r); /* [0, 1) */
-double lat_rng_normal(lat_rng *r);
+/* lat_rng_uniform and lat_rng_normal are declared in lat.h (custom input
+ * generators of the methods use them). */
 
 /* ---- tracked, aligned allocation (alloc.c) --------------------------------- */
 void *lat_alloc(size_t bytes);          /* 64-byte aligned; NULL on failure */
@@ -68,6 +68,8 @@ void lat_problem_sharpen(lat_problem *p, double factor);
 int lat_problem_redraw(lat_problem *p, uint64_t seed, int draw, int harsh);
 /* Run a form on p (NaN-poisons out/state_out/work first). */
 lat_status lat_problem_run(lat_problem *p, const lat_form *f, int nthreads, int want_state);
+/* The same call without poisoning (the timed repetitions). */
+lat_status lat_problem_call(lat_problem *p, const lat_form *f, int nthreads, int want_state);
 
 /* ---- metrics (metrics.c) --------------------------------------------------- */
 typedef struct lat_err {

@@ -179,6 +179,11 @@ lat_status lat_problem_run(lat_problem *p, const lat_form *f, int nthreads, int 
         lat_fill_nan(p->state_out32, p->state_count);
     if (p->work)
         lat_fill_nan((float *)p->work, p->work_bytes / sizeof(float));
+    return lat_problem_call(p, f, nthreads, want_state);
+}
+
+lat_status lat_problem_call(lat_problem *p, const lat_form *f, int nthreads, int want_state)
+{
     lat_args a = {
         .shape = &p->s,
         .in = (const float *const *)p->in32,
