@@ -25,6 +25,115 @@ lat_status ref_gla(const lat_shape *s, const double *const *in, const double *st
 lat_status ref_gla_parallel(const lat_shape *s, const double *const *in, const double *state_in,
                             double *out, double *state_out);
 
+/* retnet.c: literal recurrence and the parallel (decay-mask) form; γ_h and the
+ * torchscale xPos rotation shared with impls/retnet.c */
+lat_status ref_retnet(const lat_shape *s, const double *const *in, const double *state_in,
+                      double *out, double *state_out);
+lat_status ref_retnet_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                               double *out, double *state_out);
+double ref_retnet_log_gamma(int h);
+void ref_retnet_rotate(double *y, const double *x, int K, long n);
+/* hgrn2.c: literal recurrence (k = 1 − f) and the GLA quadratic form */
+lat_status ref_hgrn2(const lat_shape *s, const double *const *in, const double *state_in,
+                     double *out, double *state_out);
+lat_status ref_hgrn2_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+/* rwkv6.c: literal wkv6 recurrence and the parallel (global cumsum) form */
+lat_status ref_rwkv6(const lat_shape *s, const double *const *in, const double *state_in,
+                     double *out, double *state_out);
+lat_status ref_rwkv6_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+
+/* mamba.c: literal selective-scan recurrence and the per-channel GLA quadratic form */
+lat_status ref_mamba(const lat_shape *s, const double *const *in, const double *state_in,
+                     double *out, double *state_out);
+lat_status ref_mamba_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+/* mamba2.c: literal SSD recurrence and the quadratic (1-semiseparable mask) form */
+lat_status ref_mamba2(const lat_shape *s, const double *const *in, const double *state_in,
+                      double *out, double *state_out);
+lat_status ref_mamba2_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                               double *out, double *state_out);
+/* s4d.c: literal complex-mode recurrence and the direct Vandermonde convolution */
+lat_status ref_s4d(const lat_shape *s, const double *const *in, const double *state_in,
+                   double *out, double *state_out);
+lat_status ref_s4d_conv(const lat_shape *s, const double *const *in, const double *state_in,
+                        double *out, double *state_out);
+/* mlstm.c: literal stabilized recurrence and the stabilized parallel (log-max) form */
+lat_status ref_mlstm(const lat_shape *s, const double *const *in, const double *state_in,
+                     double *out, double *state_out);
+lat_status ref_mlstm_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+
+/* deltanet.c: literal recurrence and the WY/UT-transform chunk form */
+lat_status ref_deltanet(const lat_shape *s, const double *const *in, const double *state_in,
+                        double *out, double *state_out);
+lat_status ref_deltanet_chunk(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+/* gated_deltanet.c: literal recurrence and the gated UT-transform chunk form */
+lat_status ref_gated_deltanet(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+lat_status ref_gated_deltanet_chunk(const lat_shape *s, const double *const *in,
+                                    const double *state_in, double *out, double *state_out);
+
+/* masked_softmax.c: the dense masked softmax shared by the sparse / blockwise
+ * patterns (§2), softmax over an enumerated key list (their reference_alt),
+ * KV-ring helpers and the exact-softmax target. allowed(i, j): query row i of
+ * this call may see key j (absolute position) of the nk-key sequence;
+ * ranges (optional, NULL → [0, nk)): ≤ 8 disjoint intervals [lo, hi) of j
+ * that contain A(i), returns their count. */
+typedef struct ref_mask {
+    int (*allowed)(const void *ctx, int b, int h, int i, int j);
+    int (*ranges)(const void *ctx, int b, int h, int i, int *lo, int *hi);
+    const void *ctx;
+} ref_mask;
+lat_status ref_masked_softmax(const lat_shape *s, const double *q, const double *k, const double *v,
+                              int nk, const ref_mask *mask, double *out);
+void ref_softmax_keys(int K, int V, const double *q, const double *const *ks, const double *const *vs,
+                      int n, double *w, double *o);
+/* [B][pos+T][H][K|V] key/value sequences: positions ≥ max(0, pos−R) of the
+ * prefix from the ring [B][H][R][K+V] (slot p mod R), older ones 0 */
+lat_status ref_kv_sequence(const lat_shape *s, const double *k, const double *v, const double *ring,
+                           int R, double **kf, double **vf);
+void ref_kv_ring_write(const lat_shape *s, const double *k, const double *v, const double *state_in,
+                       double *state_out, int R);
+lat_status ref_exact_softmax(const lat_shape *s, const double *const *in, int causal, double *out);
+/* sliding_window.c: dense masked form, literal rolling-buffer (ring) decode */
+lat_status ref_sliding_window(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+lat_status ref_sliding_window_ring(const lat_shape *s, const double *const *in,
+                                   const double *state_in, double *out, double *state_out);
+lat_status ref_sliding_window_target(const lat_shape *s, const double *const *in,
+                                     const double *state_in, double *out, double *state_out);
+/* block_local.c: dense masked form, per-block enumeration; the block size
+ * and the ring length (shared with impls/block_local.c) */
+lat_status ref_block_local(const lat_shape *s, const double *const *in, const double *state_in,
+                           double *out, double *state_out);
+lat_status ref_block_local_blocks(const lat_shape *s, const double *const *in,
+                                  const double *state_in, double *out, double *state_out);
+lat_status ref_block_local_target(const lat_shape *s, const double *const *in,
+                                  const double *state_in, double *out, double *state_out);
+int ref_block_local_size(const lat_shape *s);
+int ref_block_local_ring(const lat_shape *s);
+/* sparse_strided.c: dense masked form, enumerated A1 ∪ A2 / F1 ∪ F2; the
+ * stride l and summary width c (shared with impls/sparse_strided.c) */
+lat_status ref_sparse_strided(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+lat_status ref_sparse_strided_sets(const lat_shape *s, const double *const *in,
+                                   const double *state_in, double *out, double *state_out);
+lat_status ref_sparse_strided_target(const lat_shape *s, const double *const *in,
+                                     const double *state_in, double *out, double *state_out);
+int ref_sparse_strided_stride(const lat_shape *s);
+int ref_sparse_strided_summary(const lat_shape *s);
+/* longformer.c: dense masked form, the code's "globals prepended + band"
+ * enumeration */
+lat_status ref_longformer(const lat_shape *s, const double *const *in, const double *state_in,
+                          double *out, double *state_out);
+lat_status ref_longformer_listed(const lat_shape *s, const double *const *in,
+                                 const double *state_in, double *out, double *state_out);
+lat_status ref_longformer_target(const lat_shape *s, const double *const *in,
+                                 const double *state_in, double *out, double *state_out);
+
 /* ==== add new methods' prototypes above this line (one block per method) ==== */
 
 /* ---- small fp64 helpers shared by the references ------------------------- */
