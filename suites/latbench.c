@@ -20,6 +20,7 @@
 #include "harness/claims.h"
 #include "harness/cli.h"
 #include "harness/harness.h"
+#include "harness/report.h"
 #include "harness/sweep.h"
 
 /* ---- environment: pinning and single-threaded BLAS ------------------------ */
@@ -402,6 +403,42 @@ static int cmd_claims(int argc, char **argv)
     return 0;
 }
 
+/* ---- report / plots -------------------------------------------------------- */
+static int cmd_report(int argc, char **argv)
+{
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: latbench report RUN\n"
+               "  Tables from RUN's CSVs: RUN/tables/{throughput,memory,accuracy,decode,scaling}.md and .tex\n"
+               "  (booktabs), RUN/tables/summary.md, and RUN/scaling.csv (fitted exponents of time vs T).\n");
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-')
+        lat_die(2, "report: give one run folder (e.g. latbench report results/<run>)");
+    return lat_report(argv[1]);
+}
+
+static int cmd_plots(int argc, char **argv)
+{
+    const char *run = NULL, *scripts = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: latbench plots RUN [--scripts DIR]\n"
+                   "  Runs every scripts/NAME.gp (gnuplot) on RUN: RUN/plots/NAME.png and NAME.pdf.\n"
+                   "  --scripts DIR  where the .gp files are (default ./scripts, then next to the binary)\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--scripts") && i + 1 < argc) {
+            scripts = argv[++i];
+        } else if (argv[i][0] != '-' && !run) {
+            run = argv[i];
+        } else {
+            lat_die(2, "plots: bad argument '%s' (see latbench plots --help)", argv[i]);
+        }
+    }
+    if (!run)
+        lat_die(2, "plots: which run folder? (e.g. latbench plots results/<run>)");
+    return lat_plots(run, scripts);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 static void usage(FILE *f)
 {
@@ -413,7 +450,9 @@ static void usage(FILE *f)
                "  sweep     run a suite (suites/*.suite) into a run folder, resumable\n"
                "  merge     join sharded sweeps\n"
                "  roofline  this machine's FMA peak, sgemm and triad ceilings\n"
-               "  claims    verdicts for data/claims.tsv from a run's own data\n");
+               "  claims    verdicts for data/claims.tsv from a run's own data\n"
+               "  report    tables (markdown, LaTeX) and scaling.csv from a run folder\n"
+               "  plots     figures (gnuplot: PNG, PDF) from a run folder\n");
 }
 
 int main(int argc, char **argv)
@@ -448,6 +487,10 @@ int main(int argc, char **argv)
         return cmd_roofline(argc - 1, argv + 1);
     if (!strcmp(cmd, "claims"))
         return cmd_claims(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims)\n", lat_prog, cmd);
+    if (!strcmp(cmd, "report"))
+        return cmd_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plots"))
+        return cmd_plots(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots)\n", lat_prog, cmd);
     return 2;
 }
