@@ -23,8 +23,11 @@
 
 static size_t at(const lat_shape *s, int b, int t, int h, int D)
 {
-    return (((size_t)b * s->T + t) * s->H + h) * (size_t)D;
+    return (((size_t)b * (size_t)s->T + (size_t)t) * (size_t)s->H + (size_t)h) * (size_t)D;
 }
+
+/* element [r][c] of a row-major matrix with row length ld */
+static size_t rc(int r, int ld, int c) { return (size_t)r * (size_t)ld + (size_t)c; }
 
 static void phi(double *y, const double *x, int n)
 {
@@ -37,7 +40,7 @@ lat_status ref_linear_attn(const lat_shape *s, const double *const *in, const do
 {
     const int K = s->K, V = s->V, T = s->T, V1 = s->V + 1;
     const double *q = in[0], *k = in[1], *v = in[2];
-    double *fk = malloc(sizeof(double) * (size_t)T * K);
+    double *fk = malloc(sizeof(double) * (size_t)T * (size_t)K);
     double *fq = malloc(sizeof(double) * (size_t)K);
     double *num = malloc(sizeof(double) * (size_t)V);
     if (!fk || !fq || !num) {
@@ -46,10 +49,10 @@ lat_status ref_linear_attn(const lat_shape *s, const double *const *in, const do
     }
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->H; h++) {
-            const size_t st = ((size_t)b * s->H + h) * (size_t)K * V1;
+            const size_t st = ((size_t)b * (size_t)s->H + (size_t)h) * (size_t)K * (size_t)V1;
             const double *S0 = state_in ? state_in + st : NULL;
             for (int j = 0; j < T; j++)
-                phi(fk + (size_t)j * K, k + at(s, b, j, h, K), K);
+                phi(fk + rc(j, K, 0), k + at(s, b, j, h, K), K);
             for (int i = 0; i < T; i++) {
                 phi(fq, q + at(s, b, i, h, K), K);
                 double den = 0.0;
@@ -59,7 +62,7 @@ lat_status ref_linear_attn(const lat_shape *s, const double *const *in, const do
                 for (int j = 0; j <= jmax; j++) {
                     double a = 0.0;
                     for (int c = 0; c < K; c++)
-                        a += fq[c] * fk[(size_t)j * K + c];
+                        a += fq[c] * fk[rc(j, K, c)];
                     const double *vj = v + at(s, b, j, h, V);
                     for (int x = 0; x < V; x++)
                         num[x] += a * vj[x];
@@ -68,8 +71,8 @@ lat_status ref_linear_attn(const lat_shape *s, const double *const *in, const do
                 if (S0)
                     for (int c = 0; c < K; c++) {
                         for (int x = 0; x < V; x++)
-                            num[x] += fq[c] * S0[(size_t)c * V1 + x];
-                        den += fq[c] * S0[(size_t)c * V1 + V];
+                            num[x] += fq[c] * S0[rc(c, V1, x)];
+                        den += fq[c] * S0[rc(c, V1, V)];
                     }
                 double *oi = out + at(s, b, i, h, V);
                 for (int x = 0; x < V; x++)
@@ -78,10 +81,12 @@ lat_status ref_linear_attn(const lat_shape *s, const double *const *in, const do
             if (state_out)
                 for (int c = 0; c < K; c++)
                     for (int x = 0; x <= V; x++) {
-                        double acc = S0 ? S0[(size_t)c * V1 + x] : 0.0;
-                        for (int j = 0; j < T; j++)
-                            acc += fk[(size_t)j * K + c] * (x < V ? v[at(s, b, j, h, V) + x] : 1.0);
-                        state_out[st + (size_t)c * V1 + x] = acc;
+                        double acc = S0 ? S0[rc(c, V1, x)] : 0.0;
+                        for (int j = 0; j < T; j++) { /* [v_j, 1] */
+                            const double vx = x < V ? v[at(s, b, j, h, V) + (size_t)x] : 1.0;
+                            acc += fk[rc(j, K, c)] * vx;
+                        }
+                        state_out[st + rc(c, V1, x)] = acc;
                     }
         }
     free(fk), free(fq), free(num);
@@ -93,8 +98,8 @@ static void rank1(double *S, const double *fk, const double *vt, int K, int V)
 {
     for (int c = 0; c < K; c++) {
         for (int x = 0; x < V; x++)
-            S[(size_t)c * (V + 1) + x] += fk[c] * vt[x];
-        S[(size_t)c * (V + 1) + V] += fk[c];
+            S[rc(c, V + 1, x)] += fk[c] * vt[x];
+        S[rc(c, V + 1, V)] += fk[c];
     }
 }
 
@@ -103,11 +108,11 @@ static void readout(const double *S, const double *fq, double *ot, int K, int V)
 {
     double den = 0.0;
     for (int c = 0; c < K; c++)
-        den += fq[c] * S[(size_t)c * (V + 1) + V];
+        den += fq[c] * S[rc(c, V + 1, V)];
     for (int x = 0; x < V; x++) {
         double acc = 0.0;
         for (int c = 0; c < K; c++)
-            acc += fq[c] * S[(size_t)c * (V + 1) + x];
+            acc += fq[c] * S[rc(c, V + 1, x)];
         ot[x] = acc / (den + LA_EPS);
     }
 }
@@ -117,7 +122,7 @@ lat_status ref_linear_attn_recurrent(const lat_shape *s, const double *const *in
 {
     const int K = s->K, V = s->V, T = s->T, V1 = s->V + 1;
     const double *q = in[0], *k = in[1], *v = in[2];
-    const size_t n = (size_t)K * V1;
+    const size_t n = (size_t)K * (size_t)V1;
     double *S = malloc(sizeof(double) * n);
     double *f = malloc(sizeof(double) * (size_t)K);
     if (!S || !f) {
@@ -126,7 +131,7 @@ lat_status ref_linear_attn_recurrent(const lat_shape *s, const double *const *in
     }
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->H; h++) {
-            const size_t st = ((size_t)b * s->H + h) * n;
+            const size_t st = ((size_t)b * (size_t)s->H + (size_t)h) * n;
             for (size_t e = 0; e < n; e++)
                 S[e] = state_in ? state_in[st + e] : 0.0;
             if (s->causal) {

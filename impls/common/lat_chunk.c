@@ -10,24 +10,33 @@
  *              key    : secondary chunks of c rows; block (I, J<I) is the GEMM
  *                       (Q_I ⊙ e^{b_I − ρ_I})(Kc_J ⊙ e^{ρ_I − b_J})ᵀ with ρ_I
  *                       = b at the first row of I (both exponents ≤ 0); the
- *                       diagonal blocks are element-wise in log space.
+ *                       diagonal blocks element-wise in log space, or (option
+ *                       diag_prod) by running products of α = e^{g} ≤ 1.
  *   O      = (Q ⊙ e^{b}) S + A Vc                           (two GEMMs)
  *   S      ← Diag(e^{b_n}) S + (Kc ⊙ e^{b_n − b})ᵀ Vc        (scale + GEMM)
- * Only non-positive numbers are exponentiated; b is non-increasing in fp32
- * too (fl(b + g) ≤ b for g ≤ 0), so b_r − b_s ≤ 0 for r ≥ s holds exactly.
+ * Only non-positive numbers are exponentiated. b is accumulated in fp64 and
+ * every exponent is one difference of it rounded once to fp32: with harsh
+ * gates b reaches −440 within a chunk, and an fp32 cumsum would put an
+ * absolute error of ~3e-5 on exponents near 0 (measured: chunk-form
+ * rel_rmse 1.3e-6 → 9e-8). The fp64 sums are monotone, so b_r − b_s ≤ 0 for
+ * r ≥ s holds exactly.
  *
- * Threads. "Fused": one slice per item, chunks in sequence, state in cache
- * (fla fused_chunk). "Split" (B·H too small or uneven for the threads):
- * windows of W chunks; pass 1 computes every chunk's state contribution ΔS_j
- * and decay in parallel, pass 2 scans the chunk-start states (element-wise,
- * split over state rows), pass 3 computes every chunk's output in parallel
- * (fla chunk_h + chunk_o, with the stored states bounded by the window).
+ * Threads. "Fused": each thread owns a contiguous range of slices and walks
+ * them chunk-major (chunk j of every slice, then j+1), states in L2 (fla
+ * fused_chunk). "Split" (B·H too small or uneven for the threads): windows of
+ * W chunks; pass 1 computes every chunk's state contribution ΔS_j and decay
+ * in parallel, pass 2 scans the chunk-start states (element-wise, split over
+ * state rows), pass 3 computes every chunk's output in parallel (fla chunk_h
+ * + chunk_o, with the stored states bounded by the window).
  */
 #include "lat_chunk.h"
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
+
+/* element offset r·ld of row r in a row-major matrix (ld floats per row) */
+static inline size_t off(int r, int ld) { return (size_t)r * (size_t)ld; }
 
 /* ------------------------------------------------------------------------- */
 /* Recurrent step                                                            */
@@ -162,10 +171,10 @@ int lat_rec_col_blocks(int BH, int Vx, int nthreads)
 
 void lat_rec_col_range(int Vx, int nvb, int vb, int *j0, int *j1)
 {
-    long lo, hi;
-    lat_split((Vx + 15) / 16, vb, nvb, &lo, &hi);
-    *j0 = (int)(16 * lo);
-    *j1 = (int)(16 * hi < Vx ? 16 * hi : Vx);
+    const int nb = (Vx + 15) / 16; /* 16-column groups, spread evenly */
+    const int lo = nb * vb / nvb, hi = nb * (vb + 1) / nvb;
+    *j0 = 16 * lo;
+    *j1 = 16 * hi < Vx ? 16 * hi : Vx;
 }
 
 void lat_copy_block(float *restrict dst, size_t ldd, const float *restrict src, size_t lds,
@@ -181,7 +190,7 @@ void lat_copy_block(float *restrict dst, size_t ldd, const float *restrict src, 
 
 int lat_useful_threads(double n_elem, int nthreads)
 {
-    double n = n_elem / 65536.0; /* ≈ 10 µs of state updates per thread */
+    double n = n_elem / 65536.0; /* ≈ 5 µs of state updates per thread */
     if (n < 1.0)
         return 1;
     return n < (double)nthreads ? (int)n : (nthreads > 0 ? nthreads : 1);
@@ -196,6 +205,7 @@ int lat_useful_threads(double n_elem, int nthreads)
 typedef struct cbuf {
     float *Q, *Kc, *Vc, *G, *Qt, *Kt, *A, *O, *d, *tmp;
     double *Gb; /* chunk-local inclusive cumsum b of the log-decays, fp64 */
+    double *Gc; /* column log-weights when p->logw is set (rows in Gb)    */
 } cbuf;
 
 /* Execution plan: a pure function of the problem and the thread count, so
@@ -211,8 +221,8 @@ typedef struct plan {
     size_t hbuf_floats, dbuf_floats, rbuf_floats;
 } plan;
 
-#define FL(n) lat_align64((size_t)(n) * sizeof(float))
-#define DB(n) lat_align64((size_t)(n) * sizeof(double))
+#define FL(n) lat_align64((size_t)(n) * (size_t)sizeof(float))
+#define DB(n) lat_align64((size_t)(n) * (size_t)sizeof(double))
 
 static plan make_plan(const lat_chunk_problem *p, int nthreads)
 {
@@ -227,7 +237,7 @@ static plan make_plan(const lat_chunk_problem *p, int nthreads)
     pl.split = pl.nt > 1 && p->BH % pl.nt != 0 && p->BH < 4 * pl.nt;
     size_t C = (size_t)pl.C, K = (size_t)p->K, Vx = (size_t)p->Vx;
     pl.per_thread = 5 * FL(C * K) + DB(C * K) + 2 * FL(C * Vx) + FL(C * C) + FL(K) +
-                    FL(K > C ? K : C);
+                    FL(K > C ? K : C) + (p->logw ? DB(C) : 0);
     pl.off_split = pl.per_thread * (size_t)pl.nt;
     if (pl.split) {
         size_t BH = (size_t)p->BH;
@@ -260,7 +270,8 @@ static cbuf carve(const plan *pl, const lat_chunk_problem *p, void *work, int ti
     b.O = (float *)w;   w += FL(C * Vx);
     b.A = (float *)w;   w += FL(C * C);
     b.d = (float *)w;   w += FL(K);
-    b.tmp = (float *)w;
+    b.tmp = (float *)w; w += FL(K > C ? K : C);
+    b.Gc = p->logw ? (double *)w : NULL;
     return b;
 }
 
@@ -294,14 +305,14 @@ static void cumsum(const lat_chunk_problem *p, int n, const float *restrict G,
         Gb[i] = G[i];
     for (int r = 1; r < n; r++)
         for (int i = 0; i < K; i++)
-            Gb[(size_t)r * K + i] = Gb[(size_t)(r - 1) * K + i] + G[(size_t)r * K + i];
+            Gb[(size_t)(r * K + i)] = Gb[(size_t)((r - 1) * K + i)] + G[(size_t)(r * K + i)];
 }
 
 /* Zero A[r][s] for s > r (s < n): the A·Vc GEMM reads the full n×n block. */
 static void zero_upper(float *restrict A, int lda, int n)
 {
     for (int r = 0; r + 1 < n; r++)
-        memset(A + (size_t)r * lda + r + 1, 0, sizeof(float) * (size_t)(n - r - 1));
+        memset(A + off(r, lda) + r + 1, 0, sizeof(float) * (size_t)(n - r - 1));
 }
 
 /* Diagonal sub-block rows r0..r1-1 (per-key decay), element-wise in log space:
@@ -309,7 +320,8 @@ static void zero_upper(float *restrict A, int lda, int n)
 #if defined(__AVX512F__)
 static inline __m512 diff16(const double *a, const double *c, __mmask8 m0, __mmask8 m1)
 {
-    __m256 lo = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_maskz_loadu_pd(m0, a), _mm512_maskz_loadu_pd(m0, c)));
+    __m256 lo = _mm512_cvtpd_ps(
+        _mm512_sub_pd(_mm512_maskz_loadu_pd(m0, a), _mm512_maskz_loadu_pd(m0, c)));
     __m256 hi = _mm512_cvtpd_ps(
         _mm512_sub_pd(_mm512_maskz_loadu_pd(m1, a + 8), _mm512_maskz_loadu_pd(m1, c + 8)));
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
@@ -321,21 +333,22 @@ static void diag_block_key(int K, int r0, int r1, const float *restrict Q,
 {
     (void)tmp;
     for (int r = r0; r < r1; r++) {
-        const float *Qr = Q + (size_t)r * K;
-        const double *Br = Gb + (size_t)r * K;
+        const float *Qr = Q + off(r, K);
+        const double *Br = Gb + off(r, K);
         for (int s = r0; s <= r; s++) {
-            const float *Ks = Kc + (size_t)s * K;
-            const double *Bs = Gb + (size_t)s * K;
+            const float *Ks = Kc + off(s, K);
+            const double *Bs = Gb + off(s, K);
             __m512 acc = _mm512_setzero_ps();
             for (int i = 0; i < K; i += 16) {
                 const int rem = K - i < 16 ? K - i : 16;
                 const __mmask16 m = (__mmask16)((1u << rem) - 1u);
                 const __mmask8 m0 = (__mmask8)(m & 0xFF), m1 = (__mmask8)(m >> 8);
                 __m512 e = lat_exp16(diff16(Br + i, Bs + i, m0, m1));
-                __m512 qk = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, Qr + i), _mm512_maskz_loadu_ps(m, Ks + i));
+                __m512 qk =
+                    _mm512_mul_ps(_mm512_maskz_loadu_ps(m, Qr + i), _mm512_maskz_loadu_ps(m, Ks + i));
                 acc = _mm512_fmadd_ps(qk, e, acc);
             }
-            A[(size_t)r * lda + s] = _mm512_reduce_add_ps(acc);
+            A[off(r, lda) + (size_t)s] = _mm512_reduce_add_ps(acc);
         }
     }
 }
@@ -345,16 +358,16 @@ static void diag_block_key(int K, int r0, int r1, const float *restrict Q,
                            float *restrict A, int lda, float *restrict tmp)
 {
     for (int r = r0; r < r1; r++) {
-        const float *Qr = Q + (size_t)r * K;
-        const double *Br = Gb + (size_t)r * K;
+        const float *Qr = Q + off(r, K);
+        const double *Br = Gb + off(r, K);
         for (int s = r0; s <= r; s++) {
-            const double *Bs = Gb + (size_t)s * K;
+            const double *Bs = Gb + off(s, K);
             for (int i = 0; i < K; i++)
                 tmp[i] = (float)(Br[i] - Bs[i]);
             lat_vec_exp(tmp, tmp, (size_t)K);
             for (int i = 0; i < K; i++)
                 tmp[i] *= Qr[i];
-            A[(size_t)r * lda + s] = lat_vec_dot(tmp, Kc + (size_t)s * K, (size_t)K);
+            A[off(r, lda) + (size_t)s] = lat_vec_dot(tmp, Kc + off(s, K), (size_t)K);
         }
     }
 }
@@ -370,13 +383,13 @@ static void diag_block_prod(int K, int r0, int r1, const float *restrict Q,
                             float *restrict A, int lda, float *restrict W)
 {
     for (int r = r0; r < r1; r++) {
-        memcpy(W, Q + (size_t)r * K, sizeof(float) * (size_t)K);
-        A[(size_t)r * lda + r] = lat_vec_dot(W, Kc + (size_t)r * K, (size_t)K);
+        memcpy(W, Q + off(r, K), sizeof(float) * (size_t)K);
+        A[off(r, lda) + (size_t)r] = lat_vec_dot(W, Kc + off(r, K), (size_t)K);
         for (int s = r - 1; s >= r0; s--) {
-            const float *a = alpha + (size_t)(s + 1) * K;
+            const float *a = alpha + off(s + 1, K);
             for (int i = 0; i < K; i++)
                 W[i] *= a[i];
-            A[(size_t)r * lda + s] = lat_vec_dot(W, Kc + (size_t)s * K, (size_t)K);
+            A[off(r, lda) + (size_t)s] = lat_vec_dot(W, Kc + off(s, K), (size_t)K);
         }
     }
 }
@@ -390,9 +403,9 @@ static void intra_scores(const lat_chunk_problem *p, const plan *pl, int n, cbuf
         lat_sgemm('N', 'T', n, n, K, 1.0f, b->Q, K, b->Kc, K, 0.0f, b->A, lda);
         if (p->decay == LAT_DECAY_SCALAR)
             for (int r = 0; r < n; r++) { /* A[r][s] *= e^{b_r − b_s}, s ≤ r */
-                float *Ar = b->A + (size_t)r * lda;
+                float *Ar = b->A + off(r, lda);
                 for (int s = 0; s <= r; s++)
-                    b->tmp[s] = (float)(b->Gb[r] - b->Gb[s]);
+                    b->tmp[s] = (float)(b->Gb[r] - (b->Gc ? b->Gc[s] : b->Gb[s]));
                 lat_vec_exp(b->tmp, b->tmp, (size_t)(r + 1));
                 for (int s = 0; s <= r; s++)
                     Ar[s] *= b->tmp[s];
@@ -402,20 +415,20 @@ static void intra_scores(const lat_chunk_problem *p, const plan *pl, int n, cbuf
     }
     const int c = pl->c;
     if (p->diag_prod) /* α = e^{g} over the raw gates (the cumsum is in Gb) */
-        lat_vec_exp(b->G, b->G, (size_t)n * K);
+        lat_vec_exp(b->G, b->G, off(n, K));
     for (int r0 = 0; r0 < n; r0 += c) {
         const int r1 = r0 + c < n ? r0 + c : n;
-        const double *rho = b->Gb + (size_t)r0 * K; /* reference row of sub-chunk I */
+        const double *rho = b->Gb + off(r0, K); /* reference row of sub-chunk I */
         if (r0 > 0) {
             /* Qt rows of I = Q_I ⊙ e^{b_I − ρ};  Kt rows < r0 = Kc ⊙ e^{ρ − b} */
             for (int r = r0; r < r1; r++)
-                mul_exp_diff(b->Qt + (size_t)r * K, b->Q + (size_t)r * K, b->Gb + (size_t)r * K, rho,
+                mul_exp_diff(b->Qt + off(r, K), b->Q + off(r, K), b->Gb + off(r, K), rho,
                              b->tmp, K);
             for (int s = 0; s < r0; s++)
-                mul_exp_diff(b->Kt + (size_t)s * K, b->Kc + (size_t)s * K, rho, b->Gb + (size_t)s * K,
+                mul_exp_diff(b->Kt + off(s, K), b->Kc + off(s, K), rho, b->Gb + off(s, K),
                              b->tmp, K);
-            lat_sgemm('N', 'T', r1 - r0, r0, K, 1.0f, b->Qt + (size_t)r0 * K, K, b->Kt, K, 0.0f,
-                      b->A + (size_t)r0 * lda, lda);
+            lat_sgemm('N', 'T', r1 - r0, r0, K, 1.0f, b->Qt + off(r0, K), K, b->Kt, K, 0.0f,
+                      b->A + off(r0, lda), lda);
         }
         if (p->diag_prod)
             diag_block_prod(K, r0, r1, b->Q, b->Kc, b->G, b->A, lda, b->tmp);
@@ -434,7 +447,7 @@ static void chunk_output(const lat_chunk_problem *p, const plan *pl, int n, cbuf
         const float *Qt = b->Q;
         if (p->decay == LAT_DECAY_KEY) {
             for (int r = 0; r < n; r++)
-                mul_exp_diff(b->Qt + (size_t)r * K, b->Q + (size_t)r * K, b->Gb + (size_t)r * K, NULL,
+                mul_exp_diff(b->Qt + off(r, K), b->Q + off(r, K), b->Gb + off(r, K), NULL,
                              b->tmp, K);
             Qt = b->Qt;
         } else if (p->decay == LAT_DECAY_SCALAR) {
@@ -443,7 +456,7 @@ static void chunk_output(const lat_chunk_problem *p, const plan *pl, int n, cbuf
             lat_vec_exp(b->tmp, b->tmp, (size_t)n);
             for (int r = 0; r < n; r++)
                 for (int i = 0; i < K; i++)
-                    b->Qt[(size_t)r * K + i] = b->Q[(size_t)r * K + i] * b->tmp[r];
+                    b->Qt[(size_t)(r * K + i)] = b->Q[(size_t)(r * K + i)] * b->tmp[r];
             Qt = b->Qt;
         }
         lat_sgemm('N', 'N', n, Vx, K, 1.0f, Qt, K, S, Vx, 0.0f, b->O, Vx);
@@ -461,17 +474,17 @@ static const float *state_keys(const lat_chunk_problem *p, int n, cbuf *b)
     if (p->decay == LAT_DECAY_SCALAR) {
         const double last = b->Gb[n - 1];
         for (int s = 0; s < n; s++)
-            b->tmp[s] = (float)(last - b->Gb[s]);
+            b->tmp[s] = (float)(last - (b->Gc ? b->Gc[s] : b->Gb[s]));
         lat_vec_exp(b->tmp, b->tmp, (size_t)n);
         for (int s = 0; s < n; s++)
             for (int i = 0; i < K; i++)
-                b->Kt[(size_t)s * K + i] = b->Kc[(size_t)s * K + i] * b->tmp[s];
+                b->Kt[(size_t)(s * K + i)] = b->Kc[(size_t)(s * K + i)] * b->tmp[s];
         for (int i = 0; i < K; i++)
             b->d[i] = (float)last;
     } else {
-        const double *last = b->Gb + (size_t)(n - 1) * K;
+        const double *last = b->Gb + off(n - 1, K);
         for (int s = 0; s < n; s++)
-            mul_exp_diff(b->Kt + (size_t)s * K, b->Kc + (size_t)s * K, last, b->Gb + (size_t)s * K,
+            mul_exp_diff(b->Kt + off(s, K), b->Kc + off(s, K), last, b->Gb + off(s, K),
                          b->tmp, K);
         for (int i = 0; i < K; i++)
             b->d[i] = (float)last[i];
@@ -487,7 +500,7 @@ static void state_update(const lat_chunk_problem *p, int n, cbuf *b, float *S)
     const float *Kt = state_keys(p, n, b);
     if (p->decay != LAT_DECAY_NONE)
         for (int i = 0; i < K; i++)
-            lat_vec_scale(S + (size_t)i * Vx, b->d[i], (size_t)Vx);
+            lat_vec_scale(S + off(i, Vx), b->d[i], (size_t)Vx);
     lat_sgemm('T', 'N', K, Vx, n, 1.0f, Kt, K, b->Vc, Vx, 1.0f, S, Vx);
 }
 
@@ -500,7 +513,10 @@ static int chunk_rows(const plan *pl, const lat_chunk_problem *p, int j)
 static void load_chunk(const lat_chunk_problem *p, const plan *pl, int bh, int j, int n, cbuf *b)
 {
     p->pack(p->ctx, bh, j * pl->C, n, b->Q, b->Kc, b->Vc, b->G);
-    cumsum(p, n, b->G, b->Gb);
+    if (p->logw)
+        p->logw(p->ctx, bh, j * pl->C, n, b->Gb, b->Gc);
+    else
+        cumsum(p, n, b->G, b->Gb);
 }
 
 /* Copy the initial state of slice bh into R (zeros when there is none). */
@@ -518,6 +534,12 @@ static void state_init(const lat_chunk_problem *p, int bh, float *R)
 /* Drivers                                                                   */
 /* ------------------------------------------------------------------------- */
 
+/* The running state of slice bh: state_out when requested, else scratch. */
+static float *slice_state(const lat_chunk_problem *p, float *Rbuf, int bh)
+{
+    return (p->state_out ? p->state_out : Rbuf) + off(bh, p->K * p->Vx);
+}
+
 /* Slices [lo, hi) on one thread, chunk-major: chunk j of every slice, then
  * chunk j+1. The states stay in L2, and the rows of one time step (H·K
  * floats apart in memory) are consumed together instead of one 4·K-byte
@@ -525,14 +547,13 @@ static void state_init(const lat_chunk_problem *p, int bh, float *R)
 static void fused_slices(const lat_chunk_problem *p, const plan *pl, int lo, int hi, cbuf *b,
                          float *Rbuf)
 {
-    const size_t KV = (size_t)p->K * p->Vx;
     for (int bh = lo; bh < hi; bh++)
-        state_init(p, bh, p->state_out ? p->state_out + (size_t)bh * KV : Rbuf + (size_t)bh * KV);
+        state_init(p, bh, slice_state(p, Rbuf, bh));
     if (p->causal) {
         for (int j = 0; j < pl->nchunks; j++) {
             const int n = chunk_rows(pl, p, j);
             for (int bh = lo; bh < hi; bh++) {
-                float *R = p->state_out ? p->state_out + (size_t)bh * KV : Rbuf + (size_t)bh * KV;
+                float *R = slice_state(p, Rbuf, bh);
                 load_chunk(p, pl, bh, j, n, b);
                 intra_scores(p, pl, n, b);
                 chunk_output(p, pl, n, b, R);
@@ -547,13 +568,13 @@ static void fused_slices(const lat_chunk_problem *p, const plan *pl, int lo, int
         const int n = chunk_rows(pl, p, j);
         for (int bh = lo; bh < hi; bh++) {
             load_chunk(p, pl, bh, j, n, b);
-            state_update(p, n, b, p->state_out ? p->state_out + (size_t)bh * KV : Rbuf + (size_t)bh * KV);
+            state_update(p, n, b, slice_state(p, Rbuf, bh));
         }
     }
     for (int j = 0; j < pl->nchunks; j++) {
         const int n = chunk_rows(pl, p, j);
         for (int bh = lo; bh < hi; bh++) {
-            const float *R = p->state_out ? p->state_out + (size_t)bh * KV : Rbuf + (size_t)bh * KV;
+            const float *R = slice_state(p, Rbuf, bh);
             load_chunk(p, pl, bh, j, n, b);
             lat_sgemm('N', 'N', n, p->Vx, p->K, 1.0f, b->Q, p->K, R, p->Vx, 0.0f, b->O, p->Vx);
             p->emit(p->ctx, bh, j * pl->C, n, b->O);
@@ -567,11 +588,11 @@ static void split_causal(const lat_chunk_problem *p, const plan *pl, cbuf *b, fl
                          float *Dbuf, float *Rbuf)
 {
     const int BH = p->BH, K = p->K, Vx = p->Vx, W = pl->W, nt = pl->nt;
-    const size_t KV = (size_t)K * Vx;
+    const size_t KV = off(K, Vx);
 
 #pragma omp for schedule(static)
     for (int bh = 0; bh < BH; bh++)
-        state_init(p, bh, p->state_out ? p->state_out + (size_t)bh * KV : Rbuf + (size_t)bh * KV);
+        state_init(p, bh, slice_state(p, Rbuf, bh));
 
     for (int w0 = 0; w0 < pl->nchunks; w0 += W) {
         const int nw = pl->nchunks - w0 < W ? pl->nchunks - w0 : W;
@@ -579,12 +600,13 @@ static void split_causal(const lat_chunk_problem *p, const plan *pl, cbuf *b, fl
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < BH * nw; it++) {
             int bh = it / nw, jj = it % nw, j = w0 + jj, n = chunk_rows(pl, p, j);
-            float *H = Hbuf + ((size_t)bh * W + jj) * KV;
+            float *H = Hbuf + (off(bh, W) + (size_t)jj) * KV;
             load_chunk(p, pl, bh, j, n, b);
             const float *Kt = state_keys(p, n, b);
             lat_sgemm('T', 'N', K, Vx, n, 1.0f, Kt, K, b->Vc, Vx, 0.0f, H, Vx);
             if (p->decay != LAT_DECAY_NONE)
-                memcpy(Dbuf + ((size_t)bh * W + jj) * K, b->d, sizeof(float) * (size_t)K);
+                memcpy(Dbuf + (off(bh, W) + (size_t)jj) * (size_t)K, b->d,
+                       sizeof(float) * (size_t)K);
         }
         /* pass 2: chunk-start states, element-wise, split over rows */
 #pragma omp for schedule(static)
@@ -592,12 +614,12 @@ static void split_causal(const lat_chunk_problem *p, const plan *pl, cbuf *b, fl
             int bh = it / nt;
             long i0, i1;
             lat_split(K, it % nt, nt, &i0, &i1);
-            float *R = p->state_out ? p->state_out + (size_t)bh * KV : Rbuf + (size_t)bh * KV;
+            float *R = slice_state(p, Rbuf, bh);
             for (int jj = 0; jj < nw; jj++) {
-                float *H = Hbuf + ((size_t)bh * W + jj) * KV;
-                const float *d = Dbuf + ((size_t)bh * W + jj) * K;
+                float *H = Hbuf + (off(bh, W) + (size_t)jj) * KV;
+                const float *d = Dbuf + (off(bh, W) + (size_t)jj) * (size_t)K;
                 for (long i = i0; i < i1; i++) {
-                    float *Hi = H + (size_t)i * Vx, *Ri = R + (size_t)i * Vx;
+                    float *Hi = H + (size_t)i * (size_t)Vx, *Ri = R + (size_t)i * (size_t)Vx;
                     const float di = p->decay != LAT_DECAY_NONE ? d[i] : 1.0f;
                     for (int x = 0; x < Vx; x++) {
                         float delta = Hi[x];
@@ -613,7 +635,7 @@ static void split_causal(const lat_chunk_problem *p, const plan *pl, cbuf *b, fl
             int bh = it / nw, jj = it % nw, j = w0 + jj, n = chunk_rows(pl, p, j);
             load_chunk(p, pl, bh, j, n, b);
             intra_scores(p, pl, n, b);
-            chunk_output(p, pl, n, b, Hbuf + ((size_t)bh * W + jj) * KV);
+            chunk_output(p, pl, n, b, Hbuf + (off(bh, W) + (size_t)jj) * KV);
             p->emit(p->ctx, bh, j * pl->C, n, b->O);
         }
     }
@@ -625,7 +647,7 @@ static void split_noncausal(const lat_chunk_problem *p, const plan *pl, cbuf *b,
                             float *Rbuf)
 {
     const int BH = p->BH, K = p->K, Vx = p->Vx, nseg = pl->nseg, nt = pl->nt;
-    const size_t KV = (size_t)K * Vx;
+    const size_t KV = off(K, Vx);
 
 #pragma omp for schedule(static)
     for (int it = 0; it < BH * nseg; it++) {
@@ -645,19 +667,19 @@ static void split_noncausal(const lat_chunk_problem *p, const plan *pl, cbuf *b,
         int bh = it / nt;
         long i0, i1;
         lat_split(K, it % nt, nt, &i0, &i1);
-        float *R = p->state_out ? p->state_out + (size_t)bh * KV : Rbuf + (size_t)bh * KV;
+        float *R = slice_state(p, Rbuf, bh);
         const float *S0 = p->state_in ? p->state_in + (size_t)bh * KV : NULL;
-        for (size_t e = (size_t)i0 * Vx; e < (size_t)i1 * Vx; e++) {
+        for (size_t e = (size_t)i0 * (size_t)Vx; e < (size_t)i1 * (size_t)Vx; e++) {
             float acc = S0 ? S0[e] : 0.0f;
             for (int sg = 0; sg < nseg; sg++)
-                acc += Pbuf[((size_t)bh * nseg + sg) * KV + e];
+                acc += Pbuf[(off(bh, nseg) + (size_t)sg) * KV + e];
             R[e] = acc;
         }
     }
 #pragma omp for schedule(dynamic, 1)
     for (int it = 0; it < BH * pl->nchunks; it++) {
         int bh = it / pl->nchunks, j = it % pl->nchunks, n = chunk_rows(pl, p, j);
-        const float *R = p->state_out ? p->state_out + (size_t)bh * KV : Rbuf + (size_t)bh * KV;
+        const float *R = slice_state(p, Rbuf, bh);
         load_chunk(p, pl, bh, j, n, b);
         lat_sgemm('N', 'N', n, Vx, K, 1.0f, b->Q, K, R, Vx, 0.0f, b->O, Vx);
         p->emit(p->ctx, bh, j * pl->C, n, b->O);
@@ -674,6 +696,8 @@ lat_status lat_chunk_run(const lat_chunk_problem *p, void *work, size_t work_byt
     if (!p->pack || !p->emit || p->K < 1 || p->Vx < 1 || p->BH < 1 || p->T < 1)
         return LAT_EINVAL;
     if (!p->causal && p->decay != LAT_DECAY_NONE)
+        return LAT_EINVAL;
+    if (p->logw && p->decay != LAT_DECAY_SCALAR)
         return LAT_EINVAL;
     const plan pl = make_plan(p, nthreads);
     if (!work || work_bytes < pl.total)

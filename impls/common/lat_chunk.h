@@ -19,6 +19,17 @@
  *
  * Numerical rules (§0.5): cumsums are chunk-local, every exponent is ≤ 0,
  * entries above the diagonal are never exponentiated (R1–R3).
+ *
+ * Using the engine for a new method: write pack (inputs → Q, Kc, Vc, g of a
+ * chunk; apply scales, feature maps, extra columns there) and emit (chunk
+ * output → the method's output; normalizers, epilogues there), fill a
+ * lat_chunk_problem and call lat_chunk_run from the form. Examples:
+ *   linear_attn  LAT_DECAY_NONE, Q = φ(q), Kc = φ(k), Vc = [v | 1], Vx = V+1
+ *   gla          LAT_DECAY_KEY,  Q = K^{-1/2} q, g = log-gates
+ *   RetNet / simple GLA: LAT_DECAY_SCALAR with g = log γ (per token);
+ *   HGRN2: LAT_DECAY_KEY; Mamba-2: LAT_DECAY_SCALAR (q = C, k = B·dt, v = x;
+ *   its [P][N] state is the transpose of [K][Vx]: transpose around the call).
+ * Not covered: RWKV-6's exclusive decay with the bonus u (§7), delta rules.
  */
 #ifndef LAT_CHUNK_H
 #define LAT_CHUNK_H
@@ -66,6 +77,18 @@ typedef void (*lat_chunk_pack_fn)(const void *ctx, int bh, int t0, int n, float 
                                   float *restrict Kc, float *restrict Vc, float *restrict g);
 /* Consume the outputs O[n][Vx] of rows t0 .. t0+n-1 of slice bh. */
 typedef void (*lat_chunk_emit_fn)(const void *ctx, int bh, int t0, int n, const float *restrict O);
+/* Optional, LAT_DECAY_SCALAR only (mLSTM): the fp64 row and column
+ * log-weights of rows t0 .. t0+n-1, given directly instead of the chunk-local
+ * cumsum b of g (which is then not read). The chunk step becomes
+ *   A[r][s] = (Q Kcᵀ)[r][s] · e^{row[r] − col[s]}   (s ≤ r)
+ *   O       = (Q ⊙ e^{row}) S + A Vc
+ *   S       ← e^{row[n−1]} S + (Kc ⊙ e^{row[n−1] − col})ᵀ Vc
+ * — the cumsum case is row = col = b. It expresses decays that are not a
+ * plain cumulative product, e.g. an exponential input gate with a running
+ * max-stabilizer. The caller keeps row[r] ≤ 0 and row[r] ≤ col[s] for s ≤ r,
+ * so every exponent stays ≤ 0 (R2). */
+typedef void (*lat_chunk_logw_fn)(const void *ctx, int bh, int t0, int n, double *restrict row,
+                                  double *restrict col);
 
 typedef struct lat_chunk_problem {
     int BH, T, K, Vx;       /* slices, tokens, keys, value columns (with extras) */
@@ -81,6 +104,7 @@ typedef struct lat_chunk_problem {
     const void *ctx;
     const float *state_in;  /* [BH][K][Vx] or NULL (zeros)                       */
     float *state_out;       /* [BH][K][Vx] or NULL; may alias state_in           */
+    lat_chunk_logw_fn logw; /* NULL → row = col = chunk-local cumsum of g         */
 } lat_chunk_problem;
 
 /* Bytes of workspace lat_chunk_run needs with nthreads threads. */
