@@ -23,5 +23,7 @@ run cli      sh tests/cli.sh "$LB"
 run sweep    sh tests/sweep.sh "$LB"
 run check    "$LB" check --quiet --long 65536
 run negative sh tests/negative.sh "$LB" "$BROKEN"
+run determinism sh tests/determinism.sh "$LB"
+run claims   env FUZZ=50 sh tests/claims.sh "$LB"
 echo "$total_p passed, $total_f failed"
 exit $status

@@ -1501,6 +1501,8 @@ typedef struct ectx {
     run *run;
     const char *seen[MAX_NAMES]; /* methods whose rows were used */
     int nseen;
+    long rows, noisy; /* timing rows used, and how many were flagged noisy */
+    char *counted[TB_N]; /* rows already in rows/noisy, per table */
     sbuf meas, notes, why;
     char measbuf[2048], notesbuf[768], whybuf[1024];
 } ectx;
@@ -2016,7 +2018,10 @@ static elem combine(ectx *x, const elem *l, const elem *r, double v, int op)
     memset(&e, 0, sizeof e);
     e.v = v;
     e.isconst = l->isconst && r->isconst;
-    e.method = (l->method && r->method && !strcmp(l->method, r->method)) ? l->method : (r->isconst ? l->method : r->method);
+    if (r->isconst || l->isconst)
+        e.method = r->isconst ? l->method : r->method;
+    else /* a method only when both sides share it */
+        e.method = (l->method && r->method && !strcmp(l->method, r->method)) ? l->method : NULL;
     if (l->isconst || !r->disp)
         e.disp = r->disp ? r->disp : l->disp;
     else if (r->isconst || !l->disp || !strcmp(l->disp, r->disp))
@@ -2110,6 +2115,8 @@ static double log_slope(ectx *x, const pt *p, int m, const char **detail)
         return NAN;
     double r2;
     double b = lat_fit_slope(lx, ly, k, NULL, &r2);
+    if (fabs(b) < 1e-12) /* a constant up to the rounding of log() */
+        b = 0, r2 = 1;
     *detail = aprintf(&x->a, "R² %.3f, %d pts %g–%g", r2, k, p[0].x, p[m - 1].x);
     return b;
 }
@@ -2343,6 +2350,34 @@ static vec reduce_vec(ectx *x, const node *n)
     return v;
 }
 
+/* Does a row expression read a timing (t_*_ns, cv, tokens_per_s, …)? */
+static int uses_timing(const node *n)
+{
+    if (!n)
+        return 0;
+    if (n->kind == N_FIELD)
+        return !strncmp(n->name, "t_", 2) || !strcmp(n->name, "cv") || !strcmp(n->name, "tokens_per_s") ||
+               !strcmp(n->name, "gflops") || !strcmp(n->name, "gbytes_per_s");
+    return uses_timing(n->a) || uses_timing(n->b);
+}
+
+/* Timings from cells flagged noisy (cv > 5 %) are used, but counted. */
+static void count_noisy(ectx *x, const node *n, const srows *s)
+{
+    int st = lat_table_col(s->t, "status"), tb = s->sel->table;
+    if (st < 0 || !uses_timing(n->y))
+        return;
+    if (!x->counted[tb])
+        x->counted[tb] = amalloc(&x->a, (size_t)s->t->nrow + 1);
+    for (int i = 0; i < s->n; i++) {
+        if (x->counted[tb][s->row[i]])
+            continue;
+        x->counted[tb][s->row[i]] = 1;
+        x->rows++;
+        x->noisy += !strcmp(s->t->cell[s->row[i]][st], "noisy");
+    }
+}
+
 static vec call(ectx *x, const node *n)
 {
     if (n->vector_arg)
@@ -2350,6 +2385,7 @@ static vec call(ectx *x, const node *n)
     srows s = select_rows(x, n->s1);
     if (s.st)
         return vfail(s.st, s.why);
+    count_noisy(x, n, &s);
     switch (n->op) {
     case F_VALUE: return value_rows(x, n, &s);
     case F_MAX:
@@ -2359,7 +2395,10 @@ static vec call(ectx *x, const node *n)
     case F_COUNT: return reduce_rows(x, n, &s);
     case F_CROSS: {
         srows s2 = select_rows(x, n->s2);
-        return s2.st ? vfail(s2.st, s2.why) : crossover(x, n, &s, &s2);
+        if (s2.st)
+            return vfail(s2.st, s2.why);
+        count_noisy(x, n, &s2);
+        return crossover(x, n, &s, &s2);
     }
     default: return series_fn(x, n, &s);
     }
@@ -2470,10 +2509,13 @@ static void meas_elem(ectx *x, const vec *v, const elem *e, int first, int ok, c
         sb_add(&x->meas, " ✗");
 }
 
-static void meas_sep(ectx *x)
+/* Separates comparisons; names the function that produced the left side. */
+static void meas_sep(ectx *x, const node *lhs)
 {
     if (x->meas.len)
         sb_add(&x->meas, " ∧ ");
+    if (lhs->kind == N_CALL && !lhs->vector_arg)
+        sb_add(&x->meas, "%s: ", k_fn[lhs->op]);
 }
 
 static int fail_vec(ectx *x, const vec *v)
@@ -2494,7 +2536,7 @@ static int eval_in(ectx *x, const node *n)
         add_why(x, "the bounds of in [a, b] must be single values");
         return LAT_CLAIM_NA;
     }
-    meas_sep(x);
+    meas_sep(x, n->a);
     int st = LAT_CLAIM_HOLDS;
     for (int i = 0; i < a.n; i++) {
         double v = a.e[i].v;
@@ -2520,7 +2562,7 @@ static int eval_cmp(ectx *x, const node *n)
         add_why(x, why);
         return LAT_CLAIM_NA;
     }
-    meas_sep(x);
+    meas_sep(x, n->a);
     int st = LAT_CLAIM_HOLDS, show_rhs = n->b->has_sel;
     vec shown = a;
     shown.e = amalloc(&x->a, sizeof(elem) * (size_t)p.n);
@@ -2634,6 +2676,8 @@ static void eval_claim(const claim *c, run *rn, lat_claim_result *r)
     x->measbuf[0] = 0;
     r->verdict = (lat_verdict)eval_bool(x, root);
     sbuf m = {r->measured, sizeof r->measured, 0};
+    if (x->noisy)
+        add_note(x, aprintf(&x->a, "%ld of %ld timed rows noisy (cv > 5 %%)", x->noisy, x->rows));
     sb_add(&m, "%s%s%s%s", head, x->measbuf, x->notes.len ? " — " : "", x->notesbuf);
     if (r->verdict == LAT_CLAIM_NA || r->verdict == LAT_CLAIM_NYI)
         snprintf(r->reason, sizeof r->reason, "%s", x->whybuf);
@@ -2720,7 +2764,13 @@ static const char *verdict_md(const lat_claim_result *r, char *buf, size_t len)
                  r->coverage[0] && strncmp(r->coverage, "all ", 4) ? r->coverage : "");
         break;
     case LAT_CLAIM_NA: snprintf(buf, len, "not measurable here: %s", r->reason); break;
-    case LAT_CLAIM_NYI: snprintf(buf, len, "method not yet implemented (%s)", r->reason + (strncmp(r->reason, "not yet implemented: ", 21) ? 0 : 21)); break;
+    case LAT_CLAIM_NYI: {
+        const char *w = r->reason;
+        if (!strncmp(w, "not yet implemented: ", 21))
+            w += 21;
+        snprintf(buf, len, "method not yet implemented (%s)", w);
+        break;
+    }
     }
     return buf;
 }
@@ -2738,6 +2788,11 @@ static void md_header(FILE *f, const char *run_dir, const char *tsv_name, int n,
     meta_get(meta, "git_commit", commit, sizeof commit);
     meta_get(meta, "date_utc", date, sizeof date);
     meta_get(meta, "impl_isa", isa, sizeof isa);
+    char load[64];
+    meta_get(meta, "load_avg", load, sizeof load);
+    for (int sp = 0, i = 0; load[i]; i++) /* the 1, 5 and 15 minute averages */
+        if (load[i] == ' ' && ++sp == 3)
+            load[i] = 0;
     free(meta);
     if (!id[0]) {
         const char *sl = strrchr(run_dir, '/');
@@ -2745,8 +2800,8 @@ static void md_header(FILE *f, const char *run_dir, const char *tsv_name, int n,
     }
     fprintf(f, "# Claims: run %s\n\n", id);
     if (cpu[0])
-        fprintf(f, "Machine: %s, %s cores, %s; %s; %s. Commit %s, %s.\n\n", cpu, cores, isa[0] ? isa : "?", cc, blas,
-                commit, date);
+        fprintf(f, "Machine: %s, %s cores, %s; %s; %s. Commit %s, %s. Load average at the start: %s.\n\n", cpu,
+                cores, isa[0] ? isa : "?", cc, blas, commit, date, load[0] ? load : "?");
     else
         fprintf(f, "Machine: unknown (no meta.json in the run folder).\n\n");
     fprintf(f, "%d claims from `%s`: %d hold, %d do not hold, %d not measurable here, %d method not yet "
