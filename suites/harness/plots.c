@@ -1,8 +1,8 @@
 /* plots.c — `latbench plots RUN`: runs every scripts/NAME.gp on the run folder
  *   gnuplot -e "run='RUN'" scripts/NAME.gp   → RUN/plots/NAME.png and NAME.pdf
  * and says which figures were written. A script that finds nothing to draw
- * prints why and writes no figure (not an error); its gnuplot messages are
- * kept in RUN/plots/NAME.log. The scripts are found in ./scripts, then next
+ * prints why and writes no figure (not an error); the gnuplot messages of a
+ * script that fails are kept in RUN/plots/NAME.log. The scripts are found in ./scripts, then next
  * to the executable (<dir of exe>/../scripts), or where --scripts says. */
 #include <dirent.h>
 #include <errno.h>
@@ -194,10 +194,11 @@ int lat_plots(const char *run_dir, const char *scripts_dir)
         } else if (fresh(png, start) && fresh(pdf, start)) {
             printf("wrote   %s, %s.pdf\n", png, names[i]);
             written++;
-            unlink(log); /* nothing worth keeping */
+            unlink(log);
         } else {
             printf("skipped %s: %s\n", names[i], *msg ? msg : "no figure written");
             skipped++;
+            unlink(log);
         }
         free(names[i]);
     }

@@ -119,7 +119,7 @@ static const char *num(const char *fmt, double x)
 
 static const char *ratio(double x) /* 0.51×, 22.4×, 3759× */
 {
-    return num(!isfinite(x) ? "%g" : x < 0.995 ? "%.2g×" : x < 9.995 ? "%.2f×" : x < 99.95 ? "%.1f×" : "%.0f×", x);
+    return num(!isfinite(x) ? "%g" : x < 0.0995 ? "%.2g×" : x < 9.995 ? "%.2f×" : x < 99.95 ? "%.1f×" : "%.0f×", x);
 }
 
 static const char *pct(double x)
@@ -559,7 +559,11 @@ static int series_of(const lat_table *t, series *out, int max)
     return n;
 }
 
-static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+static int cmp_int(const void *a, const void *b)
+{
+    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
 static int cmp_dbl(const void *a, const void *b)
 {
     return (*(const double *)a > *(const double *)b) - (*(const double *)a < *(const double *)b);
@@ -810,6 +814,7 @@ static void throughput_table(const run_ctx *c, int D, int threads, tb *t)
     tb_col(t, 'r', "× softmax");
     char best_forms[256] = "";
     int any_noisy = 0, above = 0;
+    double fma = threads <= 64 ? c->fma[threads] : NAN, sg = threads <= 64 ? c->sgemm[threads] : NAN;
     for (int i = 0; i < ns; i++) {
         int sm = softmax_best(b, show[i], D, threads);
         if (sm >= 0 && !strstr(best_forms, lat_table_get(b, sm, "form"))) {
@@ -825,7 +830,6 @@ static void throughput_table(const run_ctx *c, int D, int threads, tb *t)
             double tokens = lat_table_num(b, r, "B") * show[i];
             double lo = tokens / (lat_table_num(b, r, "t_p80_ns") * 1e-9);
             double hi = tokens / (lat_table_num(b, r, "t_p20_ns") * 1e-9);
-            double fma = threads <= 64 ? c->fma[threads] : NAN, sg = threads <= 64 ? c->sgemm[threads] : NAN;
             any_noisy |= is_noisy(b, r);
             above |= gf > fma || gf > sg;
             tb_row(t);
@@ -843,8 +847,7 @@ static void throughput_table(const run_ctx *c, int D, int threads, tb *t)
                "form's analytic FLOP count.");
     if (c->roof_src)
         tb_note(t, "FMA peak %s GFLOP/s and OpenBLAS sgemm %s GFLOP/s at %d thread%s (%s).",
-                num("%.1f", threads <= 64 ? c->fma[threads] : NAN), num("%.1f", threads <= 64 ? c->sgemm[threads] : NAN),
-                threads, threads > 1 ? "s" : "", c->roof_src);
+                num("%.1f", fma), num("%.1f", sg), threads, threads > 1 ? "s" : "", c->roof_src);
     else
         tb_note(t, "No ceilings in this run: run latbench roofline --out %s.", c->dir);
     if (above)
@@ -1039,10 +1042,10 @@ static int accuracy_by_sharpness(const run_ctx *c, tb *t)
         tb_col(t, 'r', "×%g", sh[i]);
     for (int k = 0; k < nser; k++)
         for (int j = 0; j < nin; j++) {
-            int any = -1;
-            for (int i = 0; i < nsh && any < 0; i++)
-                any = find_acc(a, &s[k], T, in[j], sh[i]);
-            if (any < 0)
+            int found = 0;
+            for (int i = 0; i < nsh; i++)
+                found += find_acc(a, &s[k], T, in[j], sh[i]) >= 0;
+            if (found < 2) /* not swept for this input set */
                 continue;
             tb_row(t);
             tb_cell(t, "%s.%s", s[k].method, s[k].form);
@@ -1056,6 +1059,36 @@ static int accuracy_by_sharpness(const run_ctx *c, tb *t)
     return 1;
 }
 
+/* Another row of the same (method.form, knobs, inputs, T, sharpness) that
+ * wins over row r: more draws, or as many and earlier (two grids can measure
+ * the same cell). */
+static int superseded(const lat_table *a, int r)
+{
+    for (int q = 0; q < a->nrow; q++) {
+        if (q == r || !usable(a, q) || !isfinite(lat_table_num(a, q, "vs_softmax_rel_rmse")) ||
+            !is_series(a, q, lat_table_get(a, r, "method"), lat_table_get(a, r, "form")) ||
+            strcmp(lat_table_get(a, q, "inputs"), lat_table_get(a, r, "inputs")) ||
+            strcmp(lat_table_get(a, q, "knobs"), lat_table_get(a, r, "knobs")) ||
+            inum(a, q, "T") != inum(a, r, "T") || lat_table_num(a, q, "sharpness") != lat_table_num(a, r, "sharpness"))
+            continue;
+        int dq = inum(a, q, "draws"), dr = inum(a, r, "draws");
+        if (dq > dr || (dq == dr && q < r))
+            return 1;
+    }
+    return 0;
+}
+
+/* "features=16;variant=0" → "features=16 variant=0" ("-": no knobs). */
+static const char *knob_text(const char *k)
+{
+    char *b = fbuf();
+    snprintf(b, 96, "%s", *k ? k : "-");
+    for (char *p = b; *p; p++)
+        if (*p == ';')
+            *p = ' ';
+    return b;
+}
+
 /* Softmax approximations: error of the fp64 method against exact softmax. */
 static int accuracy_vs_softmax(const run_ctx *c, tb *t)
 {
@@ -1067,6 +1100,7 @@ static int accuracy_vs_softmax(const run_ctx *c, tb *t)
         return 0;
     tb_init(t, "Error against exact softmax attention (methods that approximate it)");
     tb_col(t, 'c', "method.form");
+    tb_col(t, 'l', "knobs");
     tb_col(t, 'l', "inputs");
     tb_col(t, 'r', "T");
     tb_col(t, 'r', "sharpness");
@@ -1078,10 +1112,11 @@ static int accuracy_vs_softmax(const run_ctx *c, tb *t)
     for (int k = 0; k < nser; k++)
         for (int r = 0; r < a->nrow; r++) {
             if (!usable(a, r) || !is_series(a, r, s[k].method, s[k].form) ||
-                !isfinite(lat_table_num(a, r, "vs_softmax_rel_rmse")))
+                !isfinite(lat_table_num(a, r, "vs_softmax_rel_rmse")) || superseded(a, r))
                 continue;
             tb_row(t);
             tb_cell(t, "%s.%s", s[k].method, s[k].form);
+            tb_cell(t, "%s", knob_text(lat_table_get(a, r, "knobs")));
             tb_cell(t, "%s", lat_table_get(a, r, "inputs"));
             tb_cell(t, "%d", inum(a, r, "T"));
             tb_cell(t, "%g", lat_table_num(a, r, "sharpness"));
@@ -1099,11 +1134,15 @@ static int build_accuracy(const run_ctx *c, tb *out, int max)
 {
     if (!c->have_acc || max < 3)
         return 0;
-    double sh[MAX_VALS];
-    if (!sharpness_values(&c->acc, -1, sh))
+    double sh[MAX_VALS], sharp0;
+    int nsh = sharpness_values(&c->acc, -1, sh), n = 0;
+    if (!nsh)
         return 0;
-    int n = 0;
-    accuracy_by_T(c, &out[n++], sh[0]);
+    sharp0 = sh[0]; /* the unscaled inputs when measured, else the mildest */
+    for (int i = 0; i < nsh; i++)
+        if (sh[i] == 1.0)
+            sharp0 = 1.0;
+    accuracy_by_T(c, &out[n++], sharp0);
     n += accuracy_by_sharpness(c, &out[n]);
     n += accuracy_vs_softmax(c, &out[n]);
     return n;
@@ -1282,12 +1321,19 @@ static int build_scaling(const run_ctx *c, tb *out, int max, const lat_scaling_f
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
-static void write_tables(const run_ctx *c, const char *name, const char *title, tb *t, int n)
+typedef struct tables {
+    tb thr[16], mem[1], acc[3], dec[16], sc[2];
+    int nthr, nmem, nacc, ndec, nsc;
+} tables;
+
+/* Writes tables/NAME.md and NAME.tex; when there is no table, says why
+ * (`empty`, default: no usable rows) and writes nothing. */
+static void write_tables(const run_ctx *c, const char *name, const char *title, tb *t, int n, const char *empty)
 {
     char path[4200], machine[1024];
     if (!n) {
-        fprintf(stderr, "%s: report: no %s rows with status ok/noisy in %s: %s tables not written\n", lat_prog,
-                name, c->dir, name);
+        fprintf(stderr, "%s: report: %s: %s tables not written\n", lat_prog,
+                empty ? empty : "no rows with status ok or noisy", name);
         return;
     }
     machine_line(c, machine, sizeof machine);
@@ -1331,36 +1377,27 @@ static void summary_section(FILE *f, const char *heading, const tb *t, int n, in
         tb_md(f, &t[i]);
 }
 
-static void write_summary(const run_ctx *c, tb *thr, int nthr, tb *sc, int nsc, tb *mem, int nmem, tb *dec,
-                          int ndec, tb *acc, int nacc)
+/* " a, b, c": the grids of the run's rows, in order of appearance. */
+static void grid_list(const run_ctx *c, char *out, size_t len)
 {
-    char path[4200], machine[1024], skipped[512];
-    snprintf(path, sizeof path, "%s/tables/summary.md", c->dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        lat_die(2, "report: cannot write %s: %s", path, strerror(errno));
-    machine_line(c, machine, sizeof machine);
-    fprintf(f, "%s\n\n# latbench — run %s\n\n", machine, c->run_id);
-    char grids[1024] = "";
+    out[0] = 0;
     const lat_table *all[] = {&c->bench, &c->decode, &c->acc};
     for (int k = 0; k < 3; k++)
         for (int r = 0; r < all[k]->nrow; r++) {
             const char *g = lat_table_get(all[k], r, "grid");
-            char pat[160];
-            snprintf(pat, sizeof pat, " %s,", g);
-            size_t l = strlen(grids);
-            if (*g && !strstr(grids, pat) && l + strlen(pat) + 1 < sizeof grids)
-                snprintf(grids + l, sizeof grids - l, "%s", pat);
+            char item[160];
+            snprintf(item, sizeof item, " %s,", g);
+            size_t l = strlen(out);
+            if (*g && !strstr(out, item) && l + strlen(item) + 1 < len)
+                snprintf(out + l, len - l, "%s", item);
         }
-    if (grids[0])
-        grids[strlen(grids) - 1] = 0; /* the last comma */
-    fprintf(f, "commit %s (meta.json written %s); grids:%s.", c->commit[0] ? c->commit : "unknown",
-            c->date[0] ? c->date : "unknown date", grids[0] ? grids : " none");
-    int t = c->meta_threads;
-    if (c->roof_src && t >= 1 && t <= 64)
-        fprintf(f, " Ceilings at %d threads (%s): FMA peak %s GFLOP/s, OpenBLAS sgemm %s GFLOP/s, triad %s GB/s.", t,
-                c->roof_src, num("%.1f", c->fma[t]), num("%.1f", c->sgemm[t]), num("%.1f", c->triad[t]));
-    fprintf(f, "\n\n");
+    if (out[0])
+        out[strlen(out) - 1] = 0; /* the last comma */
+}
+
+/* One line per CSV: how many rows, and which were not shown (not ok/noisy). */
+static void source_lines(FILE *f, const run_ctx *c)
+{
     const struct {
         const char *name;
         const lat_table *t;
@@ -1368,6 +1405,7 @@ static void write_summary(const run_ctx *c, tb *thr, int nthr, tb *sc, int nsc, 
     } src[] = {{"bench.csv", &c->bench, c->have_bench},
                {"decode.csv", &c->decode, c->have_decode},
                {"accuracy.csv", &c->acc, c->have_acc}};
+    char skipped[512];
     for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
         if (!src[i].have) {
             fprintf(f, "- %s: not in this run\n", src[i].name);
@@ -1377,12 +1415,32 @@ static void write_summary(const run_ctx *c, tb *thr, int nthr, tb *sc, int nsc, 
         fprintf(f, "- %s: %d rows%s%s%s\n", src[i].name, src[i].t->nrow, n ? "; not shown: " : "", skipped,
                 n ? "" : ", all ok/noisy");
     }
+}
+
+static void write_summary(const run_ctx *c, const tables *tt)
+{
+    char path[4200], machine[1024], grids[1024];
+    snprintf(path, sizeof path, "%s/tables/summary.md", c->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        lat_die(2, "report: cannot write %s: %s", path, strerror(errno));
+    machine_line(c, machine, sizeof machine);
+    fprintf(f, "%s\n\n# latbench — run %s\n\n", machine, c->run_id);
+    grid_list(c, grids, sizeof grids);
+    fprintf(f, "commit %s (meta.json written %s); grids:%s.", c->commit[0] ? c->commit : "unknown",
+            c->date[0] ? c->date : "unknown date", grids[0] ? grids : " none");
+    int t = c->meta_threads;
+    if (c->roof_src && t >= 1 && t <= 64)
+        fprintf(f, " Ceilings at %d threads (%s): FMA peak %s GFLOP/s, OpenBLAS sgemm %s GFLOP/s, triad %s GB/s.", t,
+                c->roof_src, num("%.1f", c->fma[t]), num("%.1f", c->sgemm[t]), num("%.1f", c->triad[t]));
+    fprintf(f, "\n\n");
+    source_lines(f, c);
     fprintf(f, "\n");
-    summary_section(f, "Throughput", thr, nthr, 1);
-    summary_section(f, "Scaling", sc, nsc, 2);
-    summary_section(f, "Memory", mem, nmem, 1);
-    summary_section(f, "Decode", dec, ndec, 1);
-    summary_section(f, "Accuracy", acc, nacc, 1);
+    summary_section(f, "Throughput", tt->thr, tt->nthr, 1);
+    summary_section(f, "Scaling", tt->sc, tt->nsc, 2);
+    summary_section(f, "Memory", tt->mem, tt->nmem, 1);
+    summary_section(f, "Decode", tt->dec, tt->ndec, 1);
+    summary_section(f, "Accuracy", tt->acc, tt->nacc, 1);
     fprintf(f, "More: throughput.md, memory.md, accuracy.md, decode.md, scaling.md (and .tex) in this folder; "
                "figures in ../plots (latbench plots).\n");
     if (fclose(f) != 0)
@@ -1433,25 +1491,29 @@ int lat_report(const char *run_dir)
         write_scaling_csv(&c, fits, nfits);
     }
 
-    tb thr[16], mem[1], acc[3], dec[16], sc[2];
-    int nthr = build_throughput(&c, thr, 16), nmem = build_memory(&c, mem, 1), nacc = build_accuracy(&c, acc, 3);
-    int ndec = build_decode(&c, dec, 16), nsc = build_scaling(&c, sc, 2, fits, nfits, bounded);
+    static tables tt; /* large: not on the stack */
+    tt.nthr = build_throughput(&c, tt.thr, 16);
+    tt.nmem = build_memory(&c, tt.mem, 1);
+    tt.nacc = build_accuracy(&c, tt.acc, 3);
+    tt.ndec = build_decode(&c, tt.dec, 16);
+    tt.nsc = build_scaling(&c, tt.sc, 2, fits, nfits, bounded);
     if (c.have_bench) {
-        write_tables(&c, "throughput", "Throughput", thr, nthr);
-        write_tables(&c, "memory", "Memory", mem, nmem);
-        write_tables(&c, "scaling", "Scaling", sc, nsc);
+        write_tables(&c, "throughput", "Throughput", tt.thr, tt.nthr, NULL);
+        write_tables(&c, "memory", "Memory", tt.mem, tt.nmem, NULL);
+        write_tables(&c, "scaling", "Scaling", tt.sc, tt.nsc,
+                     "no method.form measured at two T or at 1 and more threads");
     }
     if (c.have_acc)
-        write_tables(&c, "accuracy", "Accuracy", acc, nacc);
+        write_tables(&c, "accuracy", "Accuracy", tt.acc, tt.nacc, NULL);
     if (c.have_decode)
-        write_tables(&c, "decode", "Decode", dec, ndec);
-    write_summary(&c, thr, nthr, sc, nsc, mem, nmem, dec, ndec, acc, nacc);
+        write_tables(&c, "decode", "Decode", tt.dec, tt.ndec, NULL);
+    write_summary(&c, &tt);
 
-    free_all(thr, nthr);
-    free_all(mem, nmem);
-    free_all(acc, nacc);
-    free_all(dec, ndec);
-    free_all(sc, nsc);
+    free_all(tt.thr, tt.nthr);
+    free_all(tt.mem, tt.nmem);
+    free_all(tt.acc, tt.nacc);
+    free_all(tt.dec, tt.ndec);
+    free_all(tt.sc, tt.nsc);
     free(fits);
     ctx_close(&c);
     return 0;
