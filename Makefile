@@ -169,7 +169,7 @@ memcheck: check-deps
 	@command -v valgrind >/dev/null || { echo "memcheck: sudo apt-get install -y valgrind" >&2; exit 2; }
 	$(MAKE) BUILD=$(MC_BUILD) MARCH=x86-64-v3 $(MC_BUILD)/latbench
 	@set -e; for m in $$($(MC_BUILD)/latbench list --names); do \
-	  for f in $$($(MC_BUILD)/latbench list | awk -v m=$$m '$$1 == m { for (i = 4; i <= NF && $$i !~ /^decode:/; i++) print $$i }'); do \
+	  for f in $$($(MC_BUILD)/latbench list | awk -v m=$$m '/^[^ ]/ && $$1 == m { for (i = 4; i <= NF && $$i !~ /^decode:/; i++) print $$i }'); do \
 	    echo "memcheck $$m.$$f"; \
 	    LATBENCH_ENV_SET=1 OMP_NUM_THREADS=2 valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
 	      $(MC_BUILD)/latbench run --method $$m --form $$f --B 1 --T 33 --H 2 --D 16 --threads 2 --reps 1 --min-time 0 \

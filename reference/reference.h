@@ -134,6 +134,37 @@ lat_status ref_longformer_listed(const lat_shape *s, const double *const *in,
 lat_status ref_longformer_target(const lat_shape *s, const double *const *in,
                                  const double *state_in, double *out, double *state_out);
 
+/* performer.c: literal recurrence (running-max key offset) and quadratic form */
+lat_status ref_performer(const lat_shape *s, const double *const *in, const double *state_in,
+                         double *out, double *state_out);
+lat_status ref_performer_parallel(const lat_shape *s, const double *const *in,
+                                  const double *state_in, double *out, double *state_out);
+size_t ref_performer_state_len(const lat_shape *s);
+/* based.c: literal recurrence on the Taylor features, quadratic polynomial
+ * kernel form, the exact causal softmax(q.k/sqrt(d')) target, shared helpers */
+lat_status ref_based(const lat_shape *s, const double *const *in, const double *state_in,
+                     double *out, double *state_out);
+lat_status ref_based_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+lat_status ref_based_softmax(const lat_shape *s, const double *const *in, const double *state_in,
+                             double *out, double *state_out);
+int ref_based_nfeat(const lat_shape *s);
+void ref_based_phi(const lat_shape *s, const double *x, double *f);
+/* rfa.c: literal (gated) recurrence, quadratic log-space form, exact
+ * (gated) softmax over the cosine similarity as the softmax target */
+lat_status ref_rfa(const lat_shape *s, const double *const *in, const double *state_in,
+                   double *out, double *state_out);
+lat_status ref_rfa_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                            double *out, double *state_out);
+lat_status ref_rfa_softmax(const lat_shape *s, const double *const *in, const double *state_in,
+                           double *out, double *state_out);
+/* based_hybrid.c: Taylor branch (based.c) + window branch (sliding_window.c) */
+lat_status ref_based_hybrid(const lat_shape *s, const double *const *in, const double *state_in,
+                            double *out, double *state_out);
+lat_status ref_based_hybrid_alt(const lat_shape *s, const double *const *in, const double *state_in,
+                                double *out, double *state_out);
+lat_status ref_based_hybrid_target(const lat_shape *s, const double *const *in,
+                                   const double *state_in, double *out, double *state_out);
 /* ==== add new methods' prototypes above this line (one block per method) ==== */
 
 /* ---- small fp64 helpers shared by the references ------------------------- */

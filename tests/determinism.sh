@@ -10,7 +10,7 @@ tmp=$(mktemp -d /tmp/latbench-det-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 pass=0; fail=0; same=0; differ=0
 for m in $("$LB" list --names); do
-  for f in $("$LB" list | awk -v m="$m" '$1 == m { for (i = 4; i <= NF && $i !~ /^decode:/; i++) print $i }'); do
+  for f in $("$LB" list | awk -v m="$m" '/^[^ ]/ && $1 == m { for (i = 4; i <= NF && $i !~ /^decode:/; i++) print $i }'); do
     for run in a1 b1 a2; do
       thr=${run#?}
       rm -rf "$tmp/$run"

@@ -31,9 +31,9 @@ static void test_stats(void)
     CHECK(s.median == 3 && s.min == 1 && s.max == 5, "median/min/max %g %g %g", s.median, s.min, s.max);
     CHECK(fabs(s.p20 - 1.8) < 1e-12 && fabs(s.p80 - 4.2) < 1e-12, "p20 %g p80 %g", s.p20, s.p80);
     CHECK(fabs(s.mean - 3) < 1e-12 && fabs(s.std - sqrt(2.5)) < 1e-12, "mean %g std %g", s.mean, s.std);
-    double y[] = {10, 10, 10, 10, 10, 10, 10, 11, 10, 100};
+    double y[] = {10, 11, 9, 10.5, 9.5, 10, 11, 9, 10.2, 100};
     lat_stats t = lat_stats_compute(y, 10);
-    CHECK(t.median == 10 && t.outliers >= 1, "outlier detection: median %g outliers %d", t.median, t.outliers);
+    CHECK(t.outliers == 1, "outlier detection: median %g outliers %d", t.median, t.outliers);
     double z[] = {7};
     lat_stats u = lat_stats_compute(z, 1);
     CHECK(u.median == 7 && u.std == 0 && u.cv == 0, "single sample");
@@ -157,7 +157,7 @@ static void test_csv(void)
     while (fgets(line, sizeof line, f)) {
         if (nlines == 0) {
             hdr_fields = count_fields(line);
-            ok &= strncmp(line, "schema_version,run_id,method,form", 33) == 0;
+            ok &= strncmp(line, "schema_version,run_id,grid,method,form", 38) == 0;
         } else {
             ok &= count_fields(line) == hdr_fields;
             ok &= line[strlen(line) - 1] == '\n';
@@ -182,7 +182,9 @@ static void test_registry(void)
         CHECK(lat_find_method(m->name) == m, "find %s", m->name);
         CHECK(m->reference && m->n_forms > 0 && m->out_dims && m->n_inputs > 0, "%s descriptor complete", m->name);
         CHECK(m->paper && m->summary && m->family, "%s has paper, summary, family", m->name);
-        CHECK(m->tol_out > 0 && m->tol_out <= 1e-3, "%s tolerance sane (%g)", m->name, m->tol_out);
+        CHECK(m->tol_out > 0 && m->tol_out <= 1e-2, "%s tolerance sane (%g)", m->name, m->tol_out);
+        CHECK(m->tol_out <= 1e-5 || m->tol_note, "%s: tolerance %g looser than 1e-5 needs a tol_note", m->name,
+              m->tol_out);
         for (int f = 0; f < m->n_forms; f++) {
             CHECK(m->forms[f].run && m->forms[f].flops, "%s.%s has run and flops", m->name, m->forms[f].name);
             CHECK(lat_find_form(m, m->forms[f].name) == &m->forms[f], "find form");
@@ -231,7 +233,7 @@ static void test_exp(void)
     int ok = ys[0] == 0.0f;
     for (int i = 1; i < 37; i++) {
         double r = exp((double)xs[i]);
-        ok &= isinf(r) ? isinf(ys[i]) : (r < 1e-38 ? ys[i] < 1e-37 : fabs(ys[i] - r) / r < 5e-7);
+        ok &= r > 3.4028234663852886e38 ? isinf(ys[i]) : (r < 1e-38 ? ys[i] < 1e-37 : fabs(ys[i] - r) / r < 5e-7);
     }
     CHECK(ok, "vector exp agrees with libm, -inf → 0, overflow → inf");
     printf("exp: ok\n");

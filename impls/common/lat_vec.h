@@ -37,15 +37,14 @@ static inline float lat_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
-    float two_n;
-    if (n < -126.0f) { /* gradual underflow: scale in two steps */
-        int32_t e2 = ((int32_t)n + 127 + 64) << 23;
-        memcpy(&two_n, &e2, 4);
-        return p * two_n * 5.42101086e-20f; /* 2^-64 */
-    }
-    memcpy(&two_n, &e, 4);
-    return p * two_n;
+    /* 2^n as 2^n1 · 2^n2 (n1 = ⌊n/2⌋): both factors stay normal for every
+     * n in [-126, 128], so neither the top nor the bottom of the range is lost */
+    int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1;
+    int32_t e1 = (n1 + 127) << 23, e2 = (n2 + 127) << 23;
+    float f1, f2;
+    memcpy(&f1, &e1, 4);
+    memcpy(&f2, &e2, 4);
+    return p * f1 * f2;
 }
 
 #if defined(__AVX512F__)
@@ -94,9 +93,12 @@ static inline __m256 lat_exp8(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    /* 2^n: n in [-126, 128] after the clamp to -87 (n ≥ -126) */
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 res = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    /* 2^n = 2^n1 · 2^n2 with n1 = ⌊n/2⌋: normal factors for n in [-126, 128] */
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    __m256i e1 = _mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23);
+    __m256i e2 = _mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23);
+    __m256 res = _mm256_mul_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e1)), _mm256_castsi256_ps(e2));
     res = _mm256_andnot_ps(under, res);
     res = _mm256_blendv_ps(res, _mm256_set1_ps(INFINITY), over);
     return res;
@@ -214,6 +216,50 @@ static inline float lat_vec_sum(const float *x, size_t n)
     for (; i < n; i++)
         s += x[i];
     return s;
+}
+
+
+/* dst[c·ldd + r] = src[r·lds + c] for r < rows, c < cols (out of place):
+ * 8×8 blocks transposed in registers (AVX2/AVX-512 builds), scalar edges. */
+static inline void lat_transpose(float *restrict dst, size_t ldd, const float *restrict src, size_t lds,
+                                 int rows, int cols)
+{
+    int r = 0;
+#if defined(__AVX2__) || defined(__AVX512F__)
+    for (; r + 8 <= rows; r += 8) {
+        const float *s0 = src + (size_t)r * lds;
+        int c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            const __m256 r0 = _mm256_loadu_ps(s0 + c), r1 = _mm256_loadu_ps(s0 + lds + c);
+            const __m256 r2 = _mm256_loadu_ps(s0 + 2 * lds + c), r3 = _mm256_loadu_ps(s0 + 3 * lds + c);
+            const __m256 r4 = _mm256_loadu_ps(s0 + 4 * lds + c), r5 = _mm256_loadu_ps(s0 + 5 * lds + c);
+            const __m256 r6 = _mm256_loadu_ps(s0 + 6 * lds + c), r7 = _mm256_loadu_ps(s0 + 7 * lds + c);
+            const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + (size_t)c * ldd + (size_t)r;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; c < cols; c++)
+            for (int q = r; q < r + 8; q++)
+                dst[(size_t)c * ldd + (size_t)q] = src[(size_t)q * lds + (size_t)c];
+    }
+#endif
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * ldd + (size_t)r] = src[(size_t)r * lds + (size_t)c];
 }
 
 #endif
