@@ -305,5 +305,6 @@ const lat_method lat_method_softmax = {
     .tol_out = 1e-5,
     .tol_state = 1e-6, /* the cache is a copy: exact */
     .approximates_softmax = 0,
+    .quadratic = 1, /* O(T²) fp64 oracle: skipped by the T = 65536 check */
     .tol_note = NULL,
 };
