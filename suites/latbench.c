@@ -159,7 +159,7 @@ static void check_help(void)
 
 static int cmd_check(int argc, char **argv)
 {
-    lat_check_opts o = {lat_max_threads(), 42, 0, 0.0, NULL};
+    lat_check_opts o = {lat_max_threads(), 42, 0, 0.0, NULL, 0.0};
     const char *methods = NULL, *out = NULL;
     long long_T = 0;
     for (int i = 1; i < argc; i++) {

@@ -10,6 +10,7 @@ typedef struct lat_check_opts {
     int quiet;      /* print failures only */
     double perturb; /* test hook: add this to one output element of every form */
     FILE *csv;      /* --out: rows of check.csv (lat_check_header) */
+    double max_form_flops; /* > 0: skip forms above this many FLOPs (long check) */
 } lat_check_opts;
 
 #define LAT_CHECK_HEADER                                                                                  \
