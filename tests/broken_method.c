@@ -62,9 +62,9 @@ static int state_dims(const lat_shape *s, size_t d[8])
 }
 
 static const lat_input inputs[] = {
-    {"q", lat_dims_bthk, LAT_DIST_NORMAL, 1, 0, 0, LAT_DIST_NONE, 0, 0, 0, NULL, "queries"},
-    {"k", lat_dims_bthk, LAT_DIST_NORMAL, 1, 0, 0, LAT_DIST_NONE, 0, 0, 0, NULL, "keys"},
-    {"v", lat_dims_bthv, LAT_DIST_NORMAL, 1, 0, 0, LAT_DIST_NONE, 0, 0, 0, NULL, "values"},
+    {"q", lat_dims_bthk, LAT_DIST_NORMAL, 1, 0, 0, LAT_DIST_NONE, 0, 0, 0, NULL, "queries", 1, 0, 0},
+    {"k", lat_dims_bthk, LAT_DIST_NORMAL, 1, 0, 0, LAT_DIST_NONE, 0, 0, 0, NULL, "keys", 1, 0, 0},
+    {"v", lat_dims_bthv, LAT_DIST_NORMAL, 1, 0, 0, LAT_DIST_NONE, 0, 0, 0, NULL, "values", 0, 0, 0},
 };
 static const lat_knob knobs[] = {LAT_KNOB(causal, 1, 1, 1, "causal only")};
 static const lat_form forms[] = {{"recurrent", broken_recurrent, NULL, flops, "off-by-one readout"}};
