@@ -21,11 +21,15 @@
  *   SIMD lanes) plus element-wise online-softmax bookkeeping; key tiles that
  *   the band covers fully are not masked, partial ones are element-masked
  *   with −∞, fully hidden ones never visited. Key tiles are packed when the
- *   query tile has ≥ 16 rows and the next tile is prefetched. Items (query
- *   tiles) are scheduled dynamically in the order the method numbers them
- *   (put the heaviest first). When items < threads (decode), the keys of
- *   each item are split across threads and the partials merged with the
- *   §0.6 rule (split-KV, flash-decoding).
+ *   query tile has ≥ 16 rows (unless the run is already contiguous) and the
+ *   next one is prefetched (the first one while the queries are transposed,
+ *   by lat_transpose, as are the outputs). A tile's cost is O(nr·(K+V)) for
+ *   the transposes plus O(nr·nc·(K+V)) per key tile: patterns that give a
+ *   query only ~50 keys (sparse_strided at T = 1K) pay the former visibly.
+ *   Items (query tiles) are scheduled dynamically in the order the method
+ *   numbers them (put the heaviest first). When items < threads (decode),
+ *   the keys of each item are split across threads and the partials merged
+ *   with the §0.6 rule (split-KV, flash-decoding).
  *
  * Engine 2 — dense (lat_attn_dense): the textbook form. Per (b, h) and block
  *   of query rows, the whole score matrix against all keys by lat_sgemm,
