@@ -51,8 +51,8 @@
  *             The time per computed pair is flat (≈ 60 GFLOP/s per core on
  *             the computed pairs), so time grows like the computed pairs,
  *             slope ≈ 1.3 in T over 1K–16K with fixed 64-row tiles, not
- *             like |A| (slope 1.5); query tiles sized to l (SS_TILE_MIN)
- *             bring the slope to ≈ 1.4.
+ *             like |A| (slope 1.5); query tiles sized to l
+ *             (lat_attn_band_tiles) bring the slope to ≈ 1.4.
  *   parallel  textbook dense masked (lat_attn_dense): all T × (pos+T)
  *             scores by lat_sgemm, the pattern as −∞ in the causal prefix
  *             of each row, row softmax, P·V. Quadratic; FLOPs counted as
@@ -83,27 +83,18 @@ typedef struct {
 
 /* Strided pattern: the window is l ≈ √n keys wide and a residue class
  * ≈ n/l queries long, so 64-row query tiles compute and mask up to 3× |A|
- * at small n. Its query tiles are the largest power of two ≤ l/2 (at least
- * SS_TILE_MIN, at most tile_q) and its key tiles max(2·rows, 4·SS_TILE_MIN)
- * (at most tile_k). Measured (1 thread, min of 300 calls): T = 1K (l = 32)
- * 16 rows 3.2 ms vs 64 rows 3.9 ms; 2K −11%; 4K −7%; 8K, 16K equal (32 and
- * 64 rows); rows not a multiple of 16 were slower. */
-#define SS_TILE_MIN 16
-
+ * at small n: the tiles follow lat_attn_band_tiles(l) (16 rows at l = 32).
+ * Measured (1 thread, min of 300 calls): T = 1K (l = 32) 16 rows 3.2 ms vs
+ * 64 rows 3.9 ms; 2K −11%; 4K −7%; 8K, 16K equal (32 and 64 rows); rows
+ * not a multiple of 16 were slower. */
 static ss_call ss_make(const lat_shape *s, const lat_args *a, float *part)
 {
     ss_call c = {.s = s, .ctx = lat_shape_ctx(s), .l = ref_sparse_strided_stride(s),
                  .c = ref_sparse_strided_summary(s), .part = part};
     int bq = s->tile_q > 0 ? s->tile_q : 64;
     c.bk = s->tile_k > 0 ? s->tile_k : 128;
-    if (s->variant == 0) { /* tiles sized to the pattern: see SS_TILE_MIN */
-        int fit = SS_TILE_MIN;
-        while (2 * fit <= c.l / 2)
-            fit *= 2;
-        bq = fit < bq ? fit : bq;
-        const int bk = 2 * bq > 4 * SS_TILE_MIN ? 2 * bq : 4 * SS_TILE_MIN;
-        c.bk = bk < c.bk ? bk : c.bk;
-    }
+    if (s->variant == 0) /* tiles sized to the pattern (see the note above) */
+        lat_attn_band_tiles(c.l, bq, c.bk, &bq, &c.bk);
     c.ncls = (s->T + c.l - 1) / c.l; /* a class meets ≤ ⌈T/l⌉ queries */
     c.bq = bq < s->T ? bq : s->T;
     if (s->variant == 0) {
@@ -477,8 +468,8 @@ static const lat_knob ss_knobs[] = {
     LAT_KNOB(variant, 0, 0, 1, "0 strided (local A1 + strided A2, merged); 1 fixed (block F1 + summary F2)"),
     LAT_KNOB(stride, 0, 0, 1 << 20, "stride l; 0 = ceil(sqrt(n)), n = ctx (= pos+T): fixed per sequence"),
     LAT_KNOB(window, 32, 1, 1 << 20, "fixed pattern: summary width c (code: vertsize*blocksize = 32), <= l"),
-    LAT_KNOB(tile_q, 64, 1, 4096, "tiled: query rows per tile"),
-    LAT_KNOB(tile_k, 128, 1, 4096, "tiled: key columns per tile"),
+    LAT_KNOB(tile_q, 64, 1, 4096, "tiled: most query rows per tile (strided: fewer for a narrow l)"),
+    LAT_KNOB(tile_k, 128, 1, 4096, "tiled: most key columns per tile"),
 };
 
 static const lat_form ss_forms[] = {
