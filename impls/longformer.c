@@ -42,7 +42,8 @@
  *   softmax's tiled form (tiled) or a block of scores (parallel).
  * Inputs: q, k, v, q_g, k_g, v_g ~ N(0,1); harsh: the q's and k's N(0,3²).
  * Defaults: window w₁ = 256, stride (dilation) 1, agents (g) 1, tile_q 64,
- *   tile_k 128.
+ *   tile_k 128 as upper bounds (lat_attn_band_tiles: narrower bands get
+ *   smaller tiles).
  * Run:  build/latbench run --method longformer --form tiled --B 1 --T 8192 --H 8 --D 64 --threads 2
  *       build/latbench run --method longformer --form tiled --window 128 --stride 2 --agents 16 ...
  *       build/latbench check --methods longformer
@@ -57,7 +58,7 @@ typedef struct {
     const lat_shape *s;
     const float *q, *k, *v, *qg, *kg, *vg;
     float *o;
-    int g, w1, d, bq;
+    int g, w1, d, bq, bk;
     int tpc;      /* local tiles per residue class */
     long gitems;  /* global-row tiles (first)      */
 } lf_call;
@@ -66,7 +67,9 @@ static lf_call lf_make(const lat_shape *s, const lat_args *a)
 {
     lf_call c = {.s = s, .g = s->agents < s->T ? s->agents : s->T, .w1 = s->window,
                  .d = s->stride > 0 ? s->stride : 1};
-    c.bq = s->tile_q > 0 && s->tile_q < s->T ? s->tile_q : s->T;
+    lat_attn_band_tiles(2 * c.w1 + 1, s->tile_q > 0 ? s->tile_q : 64, s->tile_k > 0 ? s->tile_k : 128, &c.bq,
+                        &c.bk);
+    c.bq = c.bq < s->T ? c.bq : s->T;
     const int per_class = (s->T + c.d - 1) / c.d;
     c.tpc = (per_class + c.bq - 1) / c.bq;
     c.gitems = (long)s->B * s->H * ((c.g + c.bq - 1) / c.bq);
@@ -130,7 +133,7 @@ static lat_attn_desc lf_tiled_desc(const lf_call *c)
 {
     const lat_shape *s = c->s;
     lat_attn_desc d = {
-        .K = s->K, .V = s->V, .bq = c->bq, .bk = s->tile_k > 0 && s->tile_k < s->T ? s->tile_k : s->T,
+        .K = s->K, .V = s->V, .bq = c->bq, .bk = c->bk < s->T ? c->bk : s->T,
         .items = c->gitems + (long)s->B * s->H * c->d * c->tpc, .max_runs = 2,
         .split_keys = (long)c->g + 2L * c->w1 + 1, .scale = 1.0f / sqrtf((float)s->K), .tile = lf_tile,
         .ctx = c,
@@ -297,8 +300,8 @@ static const lat_knob lf_knobs[] = {
     LAT_KNOB(window, 256, 0, 1 << 20, "one-sided window w1 (allenai attention_window; 2*w1+1 positions)"),
     LAT_KNOB(stride, 1, 1, 1 << 16, "dilation d: band keys i + d*m, |m| <= w1"),
     LAT_KNOB(agents, 1, 0, 1 << 20, "global tokens: the first g positions (1 = [CLS]; 0 = none)"),
-    LAT_KNOB(tile_q, 64, 1, 4096, "tiled: query rows per tile"),
-    LAT_KNOB(tile_k, 128, 1, 4096, "tiled: key columns per tile"),
+    LAT_KNOB(tile_q, 64, 1, 4096, "tiled: most query rows per tile (fewer when 2*w1+1 < 128)"),
+    LAT_KNOB(tile_k, 128, 1, 4096, "tiled: most key columns per tile"),
 };
 
 static const lat_form lf_forms[] = {
