@@ -62,14 +62,17 @@ LDLIBS      := $(BLAS_LIBS) $(HWLOC_LIBS) $(OMP_FLAGS) -lm $(LDFLAGS_EXTRA)
 IMPL_SRC := $(wildcard impls/*.c) $(wildcard impls/common/*.c)
 REF_SRC  := $(wildcard reference/*.c)
 HARN_SRC := $(wildcard suites/harness/*.c)
+TASK_SRC := $(wildcard suites/tasks/*.c) $(wildcard suites/tasks/mixers/*.c)
 MAIN_SRC := suites/latbench.c
-HDRS     := $(wildcard impls/*.h impls/common/*.h impls/methods.def reference/*.h suites/harness/*.h)
+HDRS     := $(wildcard impls/*.h impls/common/*.h impls/methods.def reference/*.h suites/harness/*.h \
+              suites/tasks/*.h suites/tasks/mixers.def)
 
 IMPL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(IMPL_SRC))
 REF_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(REF_SRC))
 HARN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(HARN_SRC))
+TASK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TASK_SRC))
 MAIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC))
-LIB_OBJ  := $(IMPL_OBJ) $(REF_OBJ) $(HARN_OBJ)
+LIB_OBJ  := $(IMPL_OBJ) $(REF_OBJ) $(HARN_OBJ) $(TASK_OBJ)
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY  := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo 1 || echo 0)
@@ -109,6 +112,11 @@ $(BUILD)/reference/%.o: reference/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_REF) -c $< -o $@
 
+# Task models (MQAR training, fp64): optimized like the kernels.
+$(BUILD)/suites/tasks/%.o: suites/tasks/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_IMPL) -c $< -o $@
+
 $(BUILD)/suites/%.o: suites/%.c $(HDRS) $(BUILD)/build_info.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_HARN) -I$(BUILD) -c $< -o $@
@@ -127,6 +135,10 @@ clean:
 # ---- tests ------------------------------------------------------------------------
 UNIT_BIN   := $(BUILD)/unit
 BROKEN_BIN := $(BUILD)/latbench-broken
+
+MQGRAD_BIN := $(BUILD)/mq_grad
+$(MQGRAD_BIN): tests/mq_grad.c $(LIB_OBJ) $(HDRS)
+	$(CC) $(CFLAGS_HARN) -o $@ tests/mq_grad.c $(LIB_OBJ) $(LDLIBS)
 
 $(UNIT_BIN): tests/unit.c $(LIB_OBJ) $(HDRS)
 	$(CC) $(CFLAGS_HARN) -I$(BUILD) -o $@ tests/unit.c $(LIB_OBJ) $(LDLIBS)
