@@ -1,6 +1,6 @@
 #!/bin/sh
 # run_all.sh — the main job (make run-all): test gate → roofline → sweeps →
-# decode → accuracy → tables → figures → claims, all into one run folder.
+# decode → budget → accuracy → tables → figures → claims, all into one run folder.
 #   scripts/run_all.sh BIN SUITE [RUN_DIR]
 # Giving an existing RUN_DIR resumes it: finished cells are not re-run.
 set -u
@@ -24,6 +24,8 @@ if [ "$SUITE" != decode ]; then
   step "decode"
   "$LB" sweep decode --out "$RUN" --resume || fail "decode sweep stopped (rerun: make run-all RUN=$RUN)"
 fi
+step "memory-budgeted generation throughput"
+"$LB" budget --out "$RUN" --resume || fail "budget stopped (rerun: make run-all RUN=$RUN)"
 if [ "$SUITE" != accuracy ]; then
   step "accuracy"
   "$LB" sweep accuracy --out "$RUN" --resume || fail "accuracy sweep stopped (rerun: make run-all RUN=$RUN)"

@@ -15,6 +15,7 @@
 #include <omp.h>
 #endif
 
+#include "harness/budget.h"
 #include "harness/cell.h"
 #include "harness/check.h"
 #include "harness/claims.h"
@@ -452,7 +453,8 @@ static void usage(FILE *f)
                "  roofline  this machine's FMA peak, sgemm and triad ceilings\n"
                "  claims    verdicts for data/claims.tsv from a run's own data\n"
                "  report    tables (markdown, LaTeX) and scaling.csv from a run folder\n"
-               "  plots     figures (gnuplot: PNG, PDF) from a run folder\n");
+               "  plots     figures (gnuplot: PNG, PDF) from a run folder\n"
+               "  budget    memory-budgeted generation throughput (batch that fits, tokens/s)\n");
 }
 
 int main(int argc, char **argv)
@@ -491,6 +493,8 @@ int main(int argc, char **argv)
         return cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "plots"))
         return cmd_plots(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots)\n", lat_prog, cmd);
+    if (!strcmp(cmd, "budget"))
+        return lat_cmd_budget(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots, budget)\n", lat_prog, cmd);
     return 2;
 }
