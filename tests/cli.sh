@@ -72,5 +72,12 @@ PY
 else
   echo "skip dump check: /usr/bin/python3 with numpy not installed"
 fi
+# budget: bad points, unknown method, unknown option, rows without --resume
+expect_err "budget bad points"   "PROMPT:GENERATED"          budget --out "$tmp/bud" --points 2048:x
+expect_err "budget unknown method" "known: softmax"          budget --out "$tmp/bud" --methods nosuch
+expect_err "budget unknown option" "unknown option"          budget --out "$tmp/bud" --frob 1
+expect_err "budget bad budget"   "--budget-gib"              budget --out "$tmp/bud" --budget-gib -1
+mkdir -p "$tmp/bud2"; echo "run_id,method" > "$tmp/bud2/budget.csv"
+expect_err "budget existing rows" "use --resume"             budget --out "$tmp/bud2" --methods gla
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
