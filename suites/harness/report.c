@@ -343,8 +343,8 @@ typedef struct run_ctx {
     const char *dir;
     char run_id[256], cpu[256], compiler[256], blas_core[128], commit[128], date[64];
     int meta_threads;
-    lat_table bench, decode, acc;
-    int have_bench, have_decode, have_acc;
+    lat_table bench, decode, acc, budget;
+    int have_bench, have_decode, have_acc, have_budget;
     double fma[65], sgemm[65], triad[65]; /* by thread count; NaN = not measured */
     const char *roof_src;
 } run_ctx;
@@ -493,6 +493,7 @@ static void ctx_open(run_ctx *c, const char *dir)
     c->have_bench = load_csv(c, "bench.csv", &c->bench, "t_med_ns");
     c->have_decode = load_csv(c, "decode.csv", &c->decode, "ctx");
     c->have_acc = load_csv(c, "accuracy.csv", &c->acc, "rel_rmse");
+    c->have_budget = load_csv(c, "budget.csv", &c->budget, "tokens_per_s");
     if (!c->have_bench && !c->have_decode && !c->have_acc)
         lat_die(2, "report: %s has no bench.csv, decode.csv or accuracy.csv (run latbench sweep SUITE --out %s first)",
                 dir, dir);
@@ -522,6 +523,7 @@ static void ctx_close(run_ctx *c)
     lat_table_free(&c->bench);
     lat_table_free(&c->decode);
     lat_table_free(&c->acc);
+    lat_table_free(&c->budget);
 }
 
 static void machine_line(const run_ctx *c, char *buf, size_t len)
@@ -1220,6 +1222,65 @@ static int build_decode(const run_ctx *c, tb *out, int max)
     return n;
 }
 
+/* ---- memory-budgeted generation (budget.csv, latbench budget) ------------------------- */
+static int find_budget(const lat_table *b, const char *method, int P, int G)
+{
+    for (int r = 0; r < b->nrow; r++)
+        if (!strcmp(lat_table_get(b, r, "method"), method) && inum(b, r, "P") == P && inum(b, r, "G") == G)
+            return r;
+    return -1;
+}
+
+static int build_budget(const run_ctx *c, tb *t)
+{
+    const lat_table *b = &c->budget;
+    if (!c->have_budget || b->nrow == 0)
+        return 0;
+    int P[16], G[16], np = 0;
+    for (int r = 0; r < b->nrow && np < 16; r++) {
+        int p = inum(b, r, "P"), g = inum(b, r, "G"), dup = 0;
+        for (int i = 0; i < np; i++)
+            dup |= P[i] == p && G[i] == g;
+        if (!dup)
+            P[np] = p, G[np++] = g;
+    }
+    tb_init(t, "Memory-budgeted generation: sequences that fit and tokens/s (%s, %d layers, d_model %d)",
+            bytes(lat_table_num(b, 0, "budget_bytes")), inum(b, 0, "layers"), inum(b, 0, "d_model"));
+    tb_col(t, 'c', "method");
+    for (int i = 0; i < np; i++) {
+        tb_col(t, 'r', "batch %d+%d", P[i], G[i]);
+        tb_col(t, 'r', "tokens/s %d+%d", P[i], G[i]);
+        tb_col(t, 'r', "×softmax");
+    }
+    const char *seen[256];
+    int nseen = 0;
+    for (int r = 0; r < b->nrow && nseen < 256; r++) {
+        const char *m = lat_table_get(b, r, "method");
+        int dup = 0;
+        for (int i = 0; i < nseen; i++)
+            dup |= !strcmp(seen[i], m);
+        if (dup)
+            continue;
+        seen[nseen++] = m;
+        tb_row(t);
+        tb_cell(t, "%s", m);
+        for (int i = 0; i < np; i++) {
+            int k = find_budget(b, m, P[i], G[i]), s = find_budget(b, "softmax", P[i], G[i]);
+            int ok = k >= 0 && !strcmp(lat_table_get(b, k, "status"), "ok");
+            int sok = s >= 0 && !strcmp(lat_table_get(b, s, "status"), "ok");
+            tb_cell(t, "%s", k >= 0 ? num("%.0f", lat_table_num(b, k, "batch")) : dash());
+            tb_cell(t, "%s", ok ? si(lat_table_num(b, k, "tokens_per_s")) : dash());
+            tb_cell(t, "%s", ok && sok ? ratio(lat_table_num(b, k, "tokens_per_s") /
+                                               lat_table_num(b, s, "tokens_per_s"))
+                                       : dash());
+        }
+    }
+    tb_note(t, "batch = sequences whose decode state (softmax: KV cache of prompt + generated tokens) fits in the "
+               "budget after the weights, capped; tokens/s = batch·G / (prefill + G decode steps at that batch), "
+               "mixer-only times over all layers (spec/claims.md A.3; suites/harness/budget.c).");
+    return 1;
+}
+
 /* ---- scaling ------------------------------------------------------------------------------ */
 static void exponent_table(const run_ctx *c, const lat_scaling_fit *fits, int n, int bounded, tb *t)
 {
@@ -1322,8 +1383,8 @@ static int build_scaling(const run_ctx *c, tb *out, int max, const lat_scaling_f
 
 /* ---- writing ------------------------------------------------------------------------------ */
 typedef struct tables {
-    tb thr[16], mem[1], acc[3], dec[16], sc[2];
-    int nthr, nmem, nacc, ndec, nsc;
+    tb thr[16], mem[1], acc[3], dec[16], sc[2], bud[1];
+    int nthr, nmem, nacc, ndec, nsc, nbud;
 } tables;
 
 /* Writes tables/NAME.md and NAME.tex; when there is no table, says why
@@ -1440,8 +1501,9 @@ static void write_summary(const run_ctx *c, const tables *tt)
     summary_section(f, "Scaling", tt->sc, tt->nsc, 2);
     summary_section(f, "Memory", tt->mem, tt->nmem, 1);
     summary_section(f, "Decode", tt->dec, tt->ndec, 1);
+    summary_section(f, "Memory-budgeted generation", tt->bud, tt->nbud, 1);
     summary_section(f, "Accuracy", tt->acc, tt->nacc, 1);
-    fprintf(f, "More: throughput.md, memory.md, accuracy.md, decode.md, scaling.md (and .tex) in this folder; "
+    fprintf(f, "More: throughput.md, memory.md, accuracy.md, decode.md, scaling.md, budget.md (and .tex) in this folder; "
                "figures in ../plots (latbench plots).\n");
     if (fclose(f) != 0)
         lat_die(2, "report: cannot write %s", path);
@@ -1496,6 +1558,7 @@ int lat_report(const char *run_dir)
     tt.nmem = build_memory(&c, tt.mem, 1);
     tt.nacc = build_accuracy(&c, tt.acc, 3);
     tt.ndec = build_decode(&c, tt.dec, 16);
+    tt.nbud = build_budget(&c, tt.bud);
     tt.nsc = build_scaling(&c, tt.sc, 2, fits, nfits, bounded);
     if (c.have_bench) {
         write_tables(&c, "throughput", "Throughput", tt.thr, tt.nthr, NULL);
@@ -1507,12 +1570,15 @@ int lat_report(const char *run_dir)
         write_tables(&c, "accuracy", "Accuracy", tt.acc, tt.nacc, NULL);
     if (c.have_decode)
         write_tables(&c, "decode", "Decode", tt.dec, tt.ndec, NULL);
+    if (c.have_budget)
+        write_tables(&c, "budget", "Memory-budgeted generation", tt.bud, tt.nbud, NULL);
     write_summary(&c, &tt);
 
     free_all(tt.thr, tt.nthr);
     free_all(tt.mem, tt.nmem);
     free_all(tt.acc, tt.nacc);
     free_all(tt.dec, tt.ndec);
+    free_all(tt.bud, tt.nbud);
     free_all(tt.sc, tt.nsc);
     free(fits);
     ctx_close(&c);
