@@ -140,6 +140,11 @@ MQGRAD_BIN := $(BUILD)/mq_grad
 $(MQGRAD_BIN): tests/mq_grad.c $(LIB_OBJ) $(HDRS)
 	$(CC) $(CFLAGS_HARN) -o $@ tests/mq_grad.c $(LIB_OBJ) $(LDLIBS)
 
+# Fuzz-corpus replay without libFuzzer (gcc): the regression half of make fuzz.
+REPLAY_BINS := $(BUILD)/fuzz_replay_suite $(BUILD)/fuzz_replay_cli $(BUILD)/fuzz_replay_claims
+$(BUILD)/fuzz_replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/claims_fuzz.c $(LIB_OBJ) $(HDRS)
+	$(CC) $(CFLAGS_HARN) -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(LIB_OBJ) $(LDLIBS)
+
 $(UNIT_BIN): tests/unit.c $(LIB_OBJ) $(HDRS)
 	$(CC) $(CFLAGS_HARN) -I$(BUILD) -o $@ tests/unit.c $(LIB_OBJ) $(LDLIBS)
 
@@ -157,7 +162,7 @@ $(BROKEN_BIN): $(filter-out $(BUILD)/impls/common/lat_common.o,$(LIB_OBJ)) $(MAI
 # make test: unit tests, CLI error cases, the correctness gate over every
 # method (incl. T = 65536 robustness), and the negative tests. One summary
 # line "N passed, N failed" at the end; non-zero exit on any failure.
-test: check-deps $(BIN) $(UNIT_BIN) $(BROKEN_BIN)
+test: check-deps $(BIN) $(UNIT_BIN) $(BROKEN_BIN) $(MQGRAD_BIN) $(REPLAY_BINS)
 	@sh tests/run_all.sh $(BIN) $(UNIT_BIN) $(BROKEN_BIN)
 
 # ---- sanitizers and memcheck (issue: hardening) -------------------------------------
@@ -166,7 +171,12 @@ test: check-deps $(BIN) $(UNIT_BIN) $(BROKEN_BIN)
 ASAN_BUILD := build-asan
 SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize: check-deps
-	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS_EXTRA="$(SAN_FLAGS)" LDFLAGS_EXTRA="$(SAN_FLAGS)" $(ASAN_BUILD)/latbench
+	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS_EXTRA="$(SAN_FLAGS)" LDFLAGS_EXTRA="$(SAN_FLAGS)" $(ASAN_BUILD)/latbench \
+	  $(ASAN_BUILD)/fuzz_replay_suite $(ASAN_BUILD)/fuzz_replay_cli $(ASAN_BUILD)/fuzz_replay_claims
+	@for f in suite cli claims; do ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  $(ASAN_BUILD)/fuzz_replay_$$f tests/fuzz/corpus_$$f >$(ASAN_BUILD)/replay_$$f.log 2>&1 \
+	  || { cat $(ASAN_BUILD)/replay_$$f.log; echo "sanitize: the $$f fuzz corpus crashes" >&2; exit 1; }; \
+	  head -1 $(ASAN_BUILD)/replay_$$f.log; done
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(ASAN_BUILD)/latbench check --quiet
 	rm -rf $(ASAN_BUILD)/sweep-run
@@ -194,7 +204,7 @@ memcheck: check-deps
 # tests/fuzz/crash-*; add each to the corpus: it then runs in make test.
 FUZZ_BUILD := build-fuzz
 FUZZ_TIME  ?= 60
-FUZZERS    := suite cli $(if $(wildcard tests/fuzz/fuzz_claims.c),claims)
+FUZZERS    := suite cli claims
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 fuzz-build: check-deps
 	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) CFLAGS_EXTRA="$(FUZZ_FLAGS)" LDFLAGS_EXTRA="-fsanitize=address,undefined" \

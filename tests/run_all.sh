@@ -26,5 +26,10 @@ run check    "$LB" check --quiet --long 65536
 run negative sh tests/negative.sh "$LB" "$BROKEN"
 run determinism sh tests/determinism.sh "$LB"
 run claims   env FUZZ=50 sh tests/claims.sh "$LB"
+BIN_DIR=$(dirname "$LB")
+for h in suite cli claims; do  # committed fuzz corpora (seeds + every past crash)
+  run "fuzz-corpus-$h" "$BIN_DIR/fuzz_replay_$h" "tests/fuzz/corpus_$h"
+done
+run mq_grad "$BIN_DIR/mq_grad"  # every trainable mixer's backward vs finite differences
 echo "$total_p passed, $total_f failed"
 exit $status
