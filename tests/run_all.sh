@@ -21,6 +21,7 @@ run() {
 run unit     "$UNIT"
 run cli      sh tests/cli.sh "$LB"
 run sweep    sh tests/sweep.sh "$LB"
+run faults   sh tests/faults.sh "$LB"
 run report   sh tests/report.sh "$LB"
 run check    "$LB" check --quiet --long 65536
 run negative sh tests/negative.sh "$LB" "$BROKEN"

@@ -6,7 +6,7 @@
 #  3. two shards merged = one unsharded run;
 #  4. malformed suite files: one line "file:line: reason", exit 2.
 LB=${1:-build/latbench}
-KILLS=${KILLS:-8}
+KILLS=${KILLS:-20}
 SUITE=tests/suites/tiny.suite
 tmp=$(mktemp -d /tmp/latbench-sweep-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

@@ -68,10 +68,29 @@ static int dump_tensor(const char *dir, const char *name, const void *x, int is_
     return lat_npy_write(path, x, is_f64, d, rank);
 }
 
+/* shape.json: the call as resolved (sizes, pos, ctx and every knob of the
+ * method), so that an independent checker (scripts/crosscheck.py) can rebuild it. */
+static int dump_shape(const char *dir, const lat_method *m, const lat_form *f, const lat_shape *s)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/shape.json", dir);
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return -1;
+    fprintf(fp, "{\"method\": \"%s\", \"form\": \"%s\", \"B\": %d, \"T\": %d, \"H\": %d, \"K\": %d, "
+                "\"V\": %d, \"pos\": %d, \"ctx\": %d, \"knobs\": {",
+            m->name, f->name, s->B, s->T, s->H, s->K, s->V, s->pos, lat_shape_ctx(s));
+    for (int i = 0; i < m->n_knobs; i++)
+        fprintf(fp, "%s\"%s\": %d", i ? ", " : "", m->knobs[i].name,
+                *(const int *)((const char *)s + m->knobs[i].offset));
+    fprintf(fp, "}}\n");
+    return fclose(fp) ? -1 : 0;
+}
+
 static int dump_all(const lat_cell *c, const lat_problem *p, const double *ref_out, const double *ref_state)
 {
     const lat_method *m = c->m;
-    int rc = 0;
+    int rc = dump_shape(c->dump_dir, m, c->f, &p->s);
     for (int i = 0; i < m->n_inputs; i++)
         rc |= dump_tensor(c->dump_dir, m->inputs[i].name, p->in32[i], 0, m->inputs[i].dims, &p->s);
     rc |= dump_tensor(c->dump_dir, "out", p->out32, 0, m->out_dims, &p->s);
@@ -431,18 +450,36 @@ static void csv_clean(char *dst, const char *src, size_t len)
     dst[i] = 0;
 }
 
+/* All or nothing: a row that cannot be written whole (disk full, file size
+ * limit, I/O error) is cut off again, so the file keeps only complete rows. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    ssize_t w = write(fd, buf, len);
+    if (w == (ssize_t)len)
+        return 1;
+    if (w >= 0)
+        errno = ENOSPC; /* a short write: the device or the file size limit is full */
+    return 0;
+}
+
 int lat_csv_append_line(const char *path, const char *header, const char *line)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0666);
     if (fd < 0)
         return -1;
     off_t end = lseek(fd, 0, SEEK_END);
-    int ok = 1;
-    if (end == 0)
-        ok = write(fd, header, strlen(header)) == (ssize_t)strlen(header);
-    ok = ok && write(fd, line, strlen(line)) == (ssize_t)strlen(line);
+    int ok = end >= 0;
+    if (ok && end == 0)
+        ok = write_all(fd, header, strlen(header));
+    ok = ok && write_all(fd, line, strlen(line));
     ok = ok && fsync(fd) == 0;
+    int saved = errno;
+    if (!ok && end >= 0 && ftruncate(fd, end) != 0) {
+        /* the cut failed too: the error below is what the caller reports */
+    }
     ok = (close(fd) == 0) && ok;
+    if (!ok)
+        errno = saved ? saved : EIO;
     return ok ? 0 : -1;
 }
 
@@ -515,18 +552,21 @@ int lat_samples_append(const char *path, const char *run_id, const lat_cell *c, 
 {
     char knobs[256];
     lat_knob_string(c->m, &c->s, knobs, sizeof knobs);
-    FILE *f = fopen(path, "a");
-    if (!f)
+    size_t cap = 1024 + 24 * (size_t)r->nsamples, n = 0;
+    char *line = malloc(cap);
+    if (!line)
         return -1;
-    fprintf(f, "{\"run_id\": \"%s\", \"method\": \"%s\", \"form\": \"%s\", \"B\": %d, \"T\": %d, \"H\": %d, "
-               "\"K\": %d, \"V\": %d, \"knobs\": \"%s\", \"threads\": %d, \"samples_ns\": [",
-            run_id, c->m->name, c->f->name, c->s.B, c->s.T, c->s.H, c->s.K, c->s.V, knobs, c->threads);
-    for (int i = 0; i < r->nsamples; i++)
-        fprintf(f, "%s%.0f", i ? ", " : "", r->samples[i]);
-    fprintf(f, "]}\n");
-    int ok = fflush(f) == 0;
-    ok = (fclose(f) == 0) && ok;
-    return ok ? 0 : -1;
+    n += (size_t)snprintf(line + n, cap - n,
+                          "{\"run_id\": \"%s\", \"method\": \"%s\", \"form\": \"%s\", \"B\": %d, \"T\": %d, "
+                          "\"H\": %d, \"K\": %d, \"V\": %d, \"knobs\": \"%s\", \"threads\": %d, \"samples_ns\": [",
+                          run_id, c->m->name, c->f->name, c->s.B, c->s.T, c->s.H, c->s.K, c->s.V, knobs, c->threads);
+    for (int i = 0; i < r->nsamples && n < cap; i++)
+        n += (size_t)snprintf(line + n, cap - n, "%s%.0f", i ? ", " : "", r->samples[i]);
+    if (n < cap)
+        snprintf(line + n, cap - n, "]}\n");
+    int rc = lat_csv_append_line(path, "", line); /* one JSON object per line, written whole or not at all */
+    free(line);
+    return rc;
 }
 
 void lat_print_result(FILE *f, const lat_cell *c, const lat_result *r)
