@@ -77,7 +77,7 @@ LIB_OBJ  := $(IMPL_OBJ) $(REF_OBJ) $(HARN_OBJ) $(TASK_OBJ)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY  := $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo 1 || echo 0)
 
-.PHONY: all deps check-deps test run-all clean sanitize memcheck fuzz fuzz-build fuzz-regress
+.PHONY: all deps check-deps test run-all perf clean sanitize memcheck fuzz fuzz-build fuzz-regress
 
 all: check-deps $(BIN)
 
@@ -128,6 +128,11 @@ $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
 run-all: check-deps $(BIN)
 	@command -v gnuplot >/dev/null 2>&1 || { echo "latbench: gnuplot is missing: sudo apt-get install -y gnuplot-nox (or sudo make deps)" >&2; exit 2; }
 	@sh scripts/run_all.sh $(BIN) $(SUITE) $(RUN)
+
+# make perf [RUN=results/<run>]: the performance benchmark (issue 6) — same-run
+# FMA peak and sgemm, every method and form (suites/perf.suite), perf.csv.
+perf: check-deps $(BIN)
+	@$(BIN) perf $(RUN)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(MC_BUILD) $(FUZZ_BUILD)
@@ -208,10 +213,10 @@ FUZZERS    := suite cli claims
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 fuzz-build: check-deps
 	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) CFLAGS_EXTRA="$(FUZZ_FLAGS)" LDFLAGS_EXTRA="-fsanitize=address,undefined" \
-	  $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(IMPL_SRC) $(REF_SRC) $(HARN_SRC))
+	  $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(IMPL_SRC) $(REF_SRC) $(HARN_SRC) $(TASK_SRC))
 	@for f in $(FUZZERS); do \
 	  clang -O1 -g $(BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer -I$(FUZZ_BUILD) -o $(FUZZ_BUILD)/fuzz_$$f tests/fuzz/fuzz_$$f.c \
-	    $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(IMPL_SRC) $(REF_SRC) $(HARN_SRC)) $(LDLIBS) -fsanitize=address,undefined || exit 1; \
+	    $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(IMPL_SRC) $(REF_SRC) $(HARN_SRC) $(TASK_SRC)) $(LDLIBS) -fsanitize=address,undefined || exit 1; \
 	done
 fuzz: fuzz-build
 	@for f in $(FUZZERS); do \
@@ -226,3 +231,24 @@ fuzz: fuzz-build
 # Regression run of the committed corpora (no fuzzing): part of make test when clang exists.
 fuzz-regress: fuzz-build
 	@for f in $(FUZZERS); do ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BUILD)/fuzz_$$f -runs=0 tests/fuzz/corpus_$$f 2>&1 | tail -1; done
+
+# ---- independent numpy cross-check (issue 8) ---------------------------------------------
+# make crosscheck: every method, form and knob case recomputed in numpy fp64 from the spec's
+# equations (scripts/crosscheck.py) and compared with the fp32 form and the C fp64 reference.
+PYTHON ?= /usr/bin/python3
+.PHONY: crosscheck
+crosscheck: $(BIN)
+	$(PYTHON) scripts/crosscheck.py --latbench $(BIN)
+
+# ---- task accuracy (issue 7): MQAR and selective copying, trained in C (fp64) -------------------
+# make mqar [RUN=results/<run>]: the full tier (core + tradeoff + selcopy; ≈ 6 h on 2 cores),
+#   resumable: give the same RUN again after an interruption. Then the figures.
+# make mqar-smoke [RUN=…]: the few-minute pipeline check (tier smoke; softmax must reach ≥ 0.95).
+.PHONY: mqar mqar-smoke
+MQAR_RUN = $(if $(RUN),$(RUN),results/$(shell date -u +%Y%m%dT%H%M%SZ)_$(GIT_COMMIT))
+mqar: check-deps $(BIN)
+	@run="$(MQAR_RUN)"; $(BIN) mqar --tier full --out "$$run" --resume && \
+	  { ! command -v gnuplot >/dev/null 2>&1 || $(BIN) plots "$$run"; }
+mqar-smoke: check-deps $(BIN)
+	@run="$(MQAR_RUN)"; $(BIN) mqar --tier smoke --out "$$run" --resume && \
+	  { ! command -v gnuplot >/dev/null 2>&1 || $(BIN) plots "$$run"; }

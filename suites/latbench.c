@@ -17,6 +17,7 @@
 #endif
 
 #include "harness/budget.h"
+#include "harness/perf.h"
 #include "harness/cell.h"
 #include "harness/check.h"
 #include "harness/claims.h"
@@ -455,7 +456,8 @@ static void usage(FILE *f)
                "  claims    verdicts for data/claims.tsv from a run's own data\n"
                "  report    tables (markdown, LaTeX) and scaling.csv from a run folder\n"
                "  plots     figures (gnuplot: PNG, PDF) from a run folder\n"
-               "  budget    memory-budgeted generation throughput (batch that fits, tokens/s)\n");
+               "  budget    memory-budgeted generation throughput (batch that fits, tokens/s)\n"
+               "  perf      fraction of this machine's peak per method and form (perf.csv)\n");
 }
 
 int main(int argc, char **argv)
@@ -499,6 +501,8 @@ int main(int argc, char **argv)
         return cmd_plots(argc - 1, argv + 1);
     if (!strcmp(cmd, "budget"))
         return lat_cmd_budget(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots, budget)\n", lat_prog, cmd);
+    if (!strcmp(cmd, "perf"))
+        return lat_cmd_perf(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots, budget, perf)\n", lat_prog, cmd);
     return 2;
 }
