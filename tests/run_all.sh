@@ -31,6 +31,7 @@ BIN_DIR=$(dirname "$LB")
 for h in suite cli claims; do  # committed fuzz corpora (seeds + every past crash)
   run "fuzz-corpus-$h" "$BIN_DIR/fuzz_replay_$h" "tests/fuzz/corpus_$h"
 done
+run crosscheck /usr/bin/python3 scripts/crosscheck.py --latbench "$LB"  # numpy, from the papers' equations
 run mq_grad "$BIN_DIR/mq_grad"  # every trainable mixer's backward vs finite differences
 echo "$total_p passed, $total_f failed"
 exit $status

@@ -204,6 +204,18 @@ int lat_cli_parse_cell(int argc, char **argv, lat_cli_cell *cc, void (*help)(voi
         }
         *(int *)((char *)s + kn->offset) = (int)knob_val[k];
     }
+    /* a knob can change the dimension map (based: K = d' = --features): map
+     * D again with the knobs set, then put the user's knobs and sizes back
+     * over whatever the map derived (hgrn2 derives expand from D) */
+    if (D > 0 && c->m->map_dim && nknob > 0) {
+        c->m->map_dim(s, (int)D);
+        for (int k = 0; k < nknob; k++)
+            *(int *)((char *)s + find_knob(c->m, knob_name[k])->offset) = (int)knob_val[k];
+        if (K > 0)
+            s->K = (int)K;
+        if (V > 0)
+            s->V = (int)V;
+    }
     char why[256];
     if (lat_shape_check(c->m, s, why, sizeof why) != LAT_OK) {
         fprintf(lat_errf(), "%s: run: %s: unsupported: %s\n", lat_prog, c->m->name, why);

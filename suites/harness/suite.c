@@ -515,10 +515,17 @@ int lat_suite_tasks(const lat_suite *s, lat_task **out)
                                         c->s.K = c->s.V = g->D[di];
                                         if (c->m->map_dim)
                                             c->m->map_dim(&c->s, g->D[di]);
-                                        for (int k = 0; k < g->nknobs; k++)
-                                            if (sel_match(&g->knobs[k].sel, c->m, c->f))
-                                                *(int *)((char *)&c->s + g->knobs[k].knob->offset) =
-                                                    g->knobs[k].value;
+                                        for (int pass = 0; pass < 2; pass++) {
+                                            /* a knob can change the dimension map (based: K = d' =
+                                             * features): map again with the knobs set, then put the
+                                             * grid's knobs back over what the map derived */
+                                            if (pass == 1 && c->m->map_dim)
+                                                c->m->map_dim(&c->s, g->D[di]);
+                                            for (int k = 0; k < g->nknobs; k++)
+                                                if (sel_match(&g->knobs[k].sel, c->m, c->f))
+                                                    *(int *)((char *)&c->s + g->knobs[k].knob->offset) =
+                                                        g->knobs[k].value;
+                                        }
                                         if (g->kind == LAT_GRID_DECODE) {
                                             t.ctx = g->ctx[ti];
                                             c->s.T = 1;
