@@ -165,6 +165,25 @@ lat_status ref_based_hybrid_alt(const lat_shape *s, const double *const *in, con
                                 double *out, double *state_out);
 lat_status ref_based_hybrid_target(const lat_shape *s, const double *const *in,
                                    const double *state_in, double *out, double *state_out);
+/* mobile_attention.c: the code's order (flows, then K×V product; O(T)) and
+ * the explicit T×T weights with head sums recomputed per feature */
+lat_status ref_mobile_attention(const lat_shape *s, const double *const *in, const double *state_in,
+                                double *out, double *state_out);
+lat_status ref_mobile_attention_quadratic(const lat_shape *s, const double *const *in,
+                                          const double *state_in, double *out, double *state_out);
+/* mla.c: cosFormer literal recurrence and the quadratic cos(π(i−j)/2M) kernel
+ * form; the re-weighting length M and the feature count (shared with impls/mla.c) */
+lat_status ref_mla(const lat_shape *s, const double *const *in, const double *state_in, double *out,
+                   double *state_out);
+lat_status ref_mla_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                            double *out, double *state_out);
+int ref_mla_length(const lat_shape *s);
+int ref_mla_nfeat(const lat_shape *s);
+/* linrec.c: elu-norm literal recurrence and the quadratic explicit-weight form */
+lat_status ref_linrec(const lat_shape *s, const double *const *in, const double *state_in,
+                      double *out, double *state_out);
+lat_status ref_linrec_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                               double *out, double *state_out);
 /* ==== add new methods' prototypes above this line (one block per method) ==== */
 
 /* ---- small fp64 helpers shared by the references ------------------------- */
