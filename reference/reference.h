@@ -184,6 +184,45 @@ lat_status ref_linrec(const lat_shape *s, const double *const *in, const double 
                       double *out, double *state_out);
 lat_status ref_linrec_parallel(const lat_shape *s, const double *const *in, const double *state_in,
                                double *out, double *state_out);
+/* vision.c: fp64 core of the vision linear-attention family (FLatten, SLAB,
+ * EfficientViT): literal recurrence and quadratic kernel form, one
+ * configuration per method; the grid rule Hs·Ws = T (Hs largest divisor ≤ √T) */
+typedef struct ref_vla_cfg {
+    int focused, p;            /* FLatten focused map, power p (else ReLU + floor) */
+    double floor;              /* added after the ReLU                              */
+    double eps_const, eps_key; /* ε = eps_const + eps_key·(keys seen by the query)  */
+    int dwc, ms;               /* DWC / aggregation kernel sizes (0: none)          */
+    int i_pos, i_scale, i_dwc_w, i_dwc_b, i_ms_dw, i_ms_pw; /* input indices, -1: none */
+} ref_vla_cfg;
+void ref_vision_grid(int T, int *Hs, int *Ws);
+lat_status ref_vla_recurrent(const lat_shape *s, const ref_vla_cfg *c, const double *const *in,
+                             const double *state_in, double *out, double *state_out);
+lat_status ref_vla_quadratic(const lat_shape *s, const ref_vla_cfg *c, const double *const *in,
+                             const double *state_in, double *out, double *state_out);
+/* flatten.c: focused linear attention (recurrence, quadratic form); FL1
+ * diagnostic: ranks and row entropies of N×N maps (res: see flatten.c) */
+lat_status ref_flatten(const lat_shape *s, const double *const *in, const double *state_in,
+                       double *out, double *state_out);
+lat_status ref_flatten_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                                double *out, double *state_out);
+int ref_flatten_rank_entropy(int N, int d, int p, uint64_t seed, double res[8]);
+/* slab.c: simplified linear attention (recurrence, quadratic form) */
+lat_status ref_slab(const lat_shape *s, const double *const *in, const double *state_in,
+                    double *out, double *state_out);
+lat_status ref_slab_parallel(const lat_shape *s, const double *const *in, const double *state_in,
+                             double *out, double *state_out);
+/* efficientvit.c: ReLU linear attention (+ multi-scale heads): recurrence, quadratic form */
+lat_status ref_efficientvit(const lat_shape *s, const double *const *in, const double *state_in,
+                            double *out, double *state_out);
+lat_status ref_efficientvit_parallel(const lat_shape *s, const double *const *in,
+                                     const double *state_in, double *out, double *state_out);
+/* agent.c: agent attention, explicit n×N and N×n softmax matrices, and the
+ * key-streamed online-softmax form (§0.6 merge); AG1 limit diagnostic */
+lat_status ref_agent(const lat_shape *s, const double *const *in, const double *state_in,
+                     double *out, double *state_out);
+lat_status ref_agent_streamed(const lat_shape *s, const double *const *in, const double *state_in,
+                              double *out, double *state_out);
+int ref_agent_identity_gap(int side, int d, uint64_t seed, double res[4]);
 /* ==== add new methods' prototypes above this line (one block per method) ==== */
 
 /* ---- small fp64 helpers shared by the references ------------------------- */

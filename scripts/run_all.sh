@@ -24,6 +24,8 @@ if [ "$SUITE" != decode ]; then
   step "decode"
   "$LB" sweep decode --out "$RUN" --resume || fail "decode sweep stopped (rerun: make run-all RUN=$RUN)"
 fi
+step "attention-map diagnostics"
+"$LB" maps --out "$RUN" || fail "maps failed"
 step "memory-budgeted generation throughput"
 "$LB" budget --out "$RUN" --resume || fail "budget stopped (rerun: make run-all RUN=$RUN)"
 if [ "$SUITE" != accuracy ]; then

@@ -18,6 +18,7 @@
 
 #include "harness/budget.h"
 #include "harness/perf.h"
+#include "harness/maps.h"
 #include "harness/cell.h"
 #include "harness/check.h"
 #include "harness/claims.h"
@@ -457,7 +458,8 @@ static void usage(FILE *f)
                "  report    tables (markdown, LaTeX) and scaling.csv from a run folder\n"
                "  plots     figures (gnuplot: PNG, PDF) from a run folder\n"
                "  budget    memory-budgeted generation throughput (batch that fits, tokens/s)\n"
-               "  perf      fraction of this machine's peak per method and form (perf.csv)\n");
+               "  perf      fraction of this machine's peak per method and form (perf.csv)\n"
+               "  maps      attention-map diagnostics: ranks, entropies, limits (maps.csv)\n");
 }
 
 int main(int argc, char **argv)
@@ -503,6 +505,8 @@ int main(int argc, char **argv)
         return lat_cmd_budget(argc - 1, argv + 1);
     if (!strcmp(cmd, "perf"))
         return lat_cmd_perf(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots, budget, perf)\n", lat_prog, cmd);
+    if (!strcmp(cmd, "maps"))
+        return lat_cmd_maps(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots, budget, perf, maps)\n", lat_prog, cmd);
     return 2;
 }
