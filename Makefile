@@ -65,7 +65,7 @@ HARN_SRC := $(wildcard suites/harness/*.c)
 TASK_SRC := $(wildcard suites/tasks/*.c) $(wildcard suites/tasks/mixers/*.c)
 MAIN_SRC := suites/latbench.c
 HDRS     := $(wildcard impls/*.h impls/common/*.h impls/methods.def reference/*.h suites/harness/*.h \
-              suites/tasks/*.h suites/tasks/mixers.def)
+              suites/tasks/*.h suites/tasks/mixers/*.h suites/tasks/mixers.def)
 
 IMPL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(IMPL_SRC))
 REF_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(REF_SRC))

@@ -70,7 +70,7 @@ int mq_cfg_set_size(const mq_mixer *m, mq_cfg *c, int value);
 /* Defaults of B.6: D = 64, H = 1, dk = 64, feat = 16, window = 64, n_state = 16, expand = 2. */
 mq_cfg mq_cfg_default(void);
 
-/* Central finite-difference check of a mixer's backward at (c, L): random
+/* Central (4th-order) finite-difference check of a mixer's backward at (c, L): random
  * params, x and dy; loss = <y, dy>. Compares every parameter gradient (or a
  * random subset of at most max_params) and every dx entry. Returns the worst
  * relative error, max|g - fd| / max(1e-8 scale, max|fd|) per tensor. */
