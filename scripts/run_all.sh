@@ -1,6 +1,6 @@
 #!/bin/sh
 # run_all.sh — the main job (make run-all): test gate → roofline → sweeps →
-# decode → budget → accuracy → tables → figures → claims, all into one run folder.
+# decode → budget → accuracy → MQAR smoke → tables → figures → claims, all into one run folder.
 #   scripts/run_all.sh BIN SUITE [RUN_DIR]
 # Giving an existing RUN_DIR resumes it: finished cells are not re-run.
 set -u
@@ -32,6 +32,8 @@ if [ "$SUITE" != accuracy ]; then
   step "accuracy"
   "$LB" sweep accuracy --out "$RUN" --resume || fail "accuracy sweep stopped (rerun: make run-all RUN=$RUN)"
 fi
+step "task accuracy: MQAR smoke tier (make mqar runs the full tier)"
+"$LB" mqar --tier smoke --out "$RUN" --resume || fail "mqar smoke tier failed (rerun: make run-all RUN=$RUN)"
 step "tables"
 "$LB" report "$RUN" || fail "report failed"
 step "figures"

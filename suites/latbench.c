@@ -26,6 +26,7 @@
 #include "harness/harness.h"
 #include "harness/report.h"
 #include "harness/sweep.h"
+#include "tasks/mqar.h"
 
 /* ---- environment: pinning and single-threaded BLAS ------------------------ */
 /* libgomp and OpenBLAS read their variables when the program loads, so set the
@@ -459,7 +460,8 @@ static void usage(FILE *f)
                "  plots     figures (gnuplot: PNG, PDF) from a run folder\n"
                "  budget    memory-budgeted generation throughput (batch that fits, tokens/s)\n"
                "  perf      fraction of this machine's peak per method and form (perf.csv)\n"
-               "  maps      attention-map diagnostics: ranks, entropies, limits (maps.csv)\n");
+               "  maps      attention-map diagnostics: ranks, entropies, limits (maps.csv)\n"
+               "  mqar      train the task models on MQAR / selective copying (accuracy vs state size)\n");
 }
 
 int main(int argc, char **argv)
@@ -507,6 +509,8 @@ int main(int argc, char **argv)
         return lat_cmd_perf(argc - 1, argv + 1);
     if (!strcmp(cmd, "maps"))
         return lat_cmd_maps(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots, budget, perf, maps)\n", lat_prog, cmd);
+    if (!strcmp(cmd, "mqar"))
+        return lat_cmd_mqar(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (allowed: list, run, check, sweep, merge, roofline, claims, report, plots, budget, perf, maps, mqar)\n", lat_prog, cmd);
     return 2;
 }

@@ -33,5 +33,7 @@ for h in suite cli claims; do  # committed fuzz corpora (seeds + every past cras
 done
 run crosscheck /usr/bin/python3 scripts/crosscheck.py --latbench "$LB"  # numpy, from the papers' equations
 run mq_grad "$BIN_DIR/mq_grad"  # every trainable mixer's backward vs finite differences
+run mqar-gradcheck "$LB" mqar --gradcheck   # whole model vs finite differences, loss falls, thread determinism
+run mqar-tiny sh -c 'd=$(mktemp -d) && "$1" mqar --tier tiny --out "$d/run" && test -s "$d/run/mqar.csv" && test -s "$d/run/mqar.md"; rc=$?; rm -rf "$d"; exit $rc' sh "$LB"
 echo "$total_p passed, $total_f failed"
 exit $status

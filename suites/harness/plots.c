@@ -159,7 +159,7 @@ int lat_plots(const char *run_dir, const char *scripts_dir)
     if (!gnuplot_on_path())
         lat_die(2, "plots: gnuplot not found: install gnuplot-nox (sudo apt-get install gnuplot-nox)");
     int have = 0;
-    for (const char *const *n = (const char *const[]){"bench.csv", "decode.csv", "accuracy.csv", "roofline.csv", 0};
+    for (const char *const *n = (const char *const[]){"bench.csv", "decode.csv", "accuracy.csv", "roofline.csv", "mqar.csv", 0};
          *n; n++) {
         char p[4200];
         snprintf(p, sizeof p, "%s/%s", run_dir, *n);

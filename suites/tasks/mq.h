@@ -45,7 +45,7 @@ typedef struct mq_mixer {
     const char *name;      /* the latbench method name (latbench list) */
     const char *size_knob; /* the mq_cfg field the state-size sweep varies: "dk", "feat",
                               "window", "n_state", or "D" for softmax */
-    int sizes[4];          /* B.6's sweep of that knob, 0-terminated */
+    int sizes[4];          /* B.6's sweep of that knob: up to 4 values, a 0 ends a shorter list */
     const char *doc;       /* one line: parametrization, init, what differs from the paper */
     size_t (*n_params)(const mq_cfg *c);
     void   (*init)(const mq_cfg *c, double *p, uint64_t *rng);
