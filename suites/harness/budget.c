@@ -89,9 +89,12 @@ static double time_cell(lat_cell *c, char *why, size_t why_len)
     double t = -1;
     if (lat_cell_run(c, r) != 0)
         snprintf(why, why_len, "could not start the cell process: %s", strerror(errno));
-    else if (strcmp(r->state, "ok") && strcmp(r->state, "noisy"))
+    else if (strcmp(r->state, "ok") && strcmp(r->state, "noisy")) {
         snprintf(why, why_len, "%s.%s B=%d T=%d: %s: %s", c->m->name, c->f->name, c->s.B, c->s.T, r->state,
                  r->reason);
+        if (!strcmp(r->state, "unsupported"))
+            t = -2;
+    }
     else
         t = r->t.median * 1e-9;
     free(r);
@@ -108,6 +111,11 @@ static void base_cell(lat_cell *c, const lat_method *m, int H, int D, int thread
     c->s.K = c->s.V = D;
     if (m->map_dim)
         m->map_dim(&c->s, D);
+    /* generation is autoregressive: methods whose default is the paper's
+     * non-causal function (the vision family, linrec) run their causal variant */
+    for (int k = 0; k < m->n_knobs; k++)
+        if (!strcmp(m->knobs[k].name, "causal"))
+            c->s.causal = 1;
     c->threads = threads;
     c->seed = 42;
     c->min_reps = reps;
@@ -298,7 +306,7 @@ int lat_cmd_budget(int argc, char **argv)
                 if (t1 > 0 && ts > 0)
                     tps = batch * (double)G[pi] / (layers * (batch * t1 + G[pi] * ts));
                 else
-                    state = "failed";
+                    state = (t1 == -2 || ts == -2) ? "unsupported" : "failed";
             }
             cached_t1[pi] = t1;
             cached_form[pi] = pform;
