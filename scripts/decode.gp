@@ -60,7 +60,7 @@ do for [fmt in "png pdf"] {
     set format y "%.0b %BB"
     set logscale y 2
     set yrange [ylo : yhi]
-    set key at graph 0.02, 0.98 left top Left reverse font ",9" samplen 2.5 box lc rgb "#cccccc" opaque
+    set key at graph 0.98, 0.02 right bottom Left reverse font ",8" samplen 2 width -4 box lc rgb "#cccccc" opaque
     plot for [s in ser] dat("decode.csv", "ctx,state_bytes", Wall, s) u 1:($2 > 0 ? $2 : NaN) \
              w lp lc rgb scol(s) dt sdt(s) pt spt(s) ps 0.9 lw 1.5 notitle, \
          dat("decode.csv", "ctx,kv_cache_bytes_equiv", Wall, kvs) u 1:2 w l lc rgb "black" dt 2 lw 2 \

@@ -8,10 +8,10 @@ load sdir."/common.gpi"
 
 if (!has("bench.csv")) { print name.": no bench.csv in ".run; exit }
 thr = lastword(lstn("bench.csv", "threads", ""))
-Ds = lstn("bench.csv", "V", "threads=".thr)
+Ds = lstn("bench.csv", "V", HW."threads=".thr)
 if (words(Ds) == 0) { print name.": no ok/noisy rows in bench.csv"; exit }
 D = windex(Ds, "64") ? "64" : word(Ds, 1)
-W_ = "threads=".thr.";V=".D
+W_ = HW."threads=".thr.";V=".D
 ser = lst("bench.csv", "series", W_)
 eval xr_log(lstn("bench.csv", "T", W_))
 xl = lstn("bench.csv", "T", W_); load sdir."/xtics.gpi"

@@ -10,10 +10,10 @@ load sdir."/common.gpi"
 
 if (!has("bench.csv")) { print name.": no bench.csv in ".run; exit }
 thr = lastword(lstn("bench.csv", "threads", ""))
-Ds = lstn("bench.csv", "V", "threads=".thr)
+Ds = lstn("bench.csv", "V", HW."threads=".thr)
 if (words(Ds) == 0) { print name.": no ok/noisy rows in bench.csv"; exit }
 D = windex(Ds, "64") ? "64" : word(Ds, 1)
-W_ = "threads=".thr.";V=".D.";flop_per_byte>=0.000001;gflops>=0.000001"
+W_ = HW."threads=".thr.";V=".D.";flop_per_byte>=0.000001;gflops>=0.000001"
 ser = lst("bench.csv", "series", W_)
 
 # ceilings at thr threads: roofline.csv, else the per-thread maps in meta.json

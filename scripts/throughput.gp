@@ -9,7 +9,7 @@ load sdir."/common.gpi"
 
 if (!has("bench.csv")) { print name.": no bench.csv in ".run." (latbench sweep quick --out ".run.")"; exit }
 thr = lastword(lstn("bench.csv", "threads", ""))
-Ds = lstn("bench.csv", "V", "threads=".thr)
+Ds = lstn("bench.csv", "V", HW."threads=".thr)
 nD = words(Ds)
 if (nD == 0) { print name.": no ok/noisy rows in bench.csv"; exit }
 # the key goes into the panel with the most series
@@ -32,7 +32,7 @@ do for [fmt in "png pdf"] {
         margins 0.07, KX, 0.14, 0.88 spacing 0.07, 0.1
     do for [i=1:nD] {
         D = word(Ds, i)
-        W_ = "threads=".thr.";V=".D
+        W_ = HW."threads=".thr.";V=".D
         ser = lst("bench.csv", "series", W_)
         set title sprintf("D = %s", D)
         eval xr_log(lstn("bench.csv", "T", W_))
