@@ -46,7 +46,7 @@ static void on_stop(int sig)
 }
 
 static const char *budget_header =
-    "run_id,method,decode_form,prefill_form,P,G,budget_bytes,layers,d_model,H,K,V,threads,bytes_per_seq,"
+    "run_id,method,decode_form,prefill_form,P,G,budget_bytes,layers,d_model,H,head_K,head_V,threads,bytes_per_seq,"
     "weights_bytes,batch,prefill_s,step_s,tokens_per_s,status,reason,cell_key\n";
 
 static void help(void)
