@@ -25,11 +25,11 @@ sp(s) = dat("bench.csv", "threads,t_med_ns,t_p20_ns,t_p80_ns,noisy", W_, s).SPEE
 
 set xrange [0.8 : tmax + 0.2]
 set xtics 1
-set xlabel "OpenMP threads (pinned: OMP_PLACES=cores, OMP_PROC_BIND=close)"
+set xlabel "OpenMP threads (pinned to cores)"
 
 do for [fmt in "png pdf"] {
     eval out(fmt)
-    set multiplot layout 1, 2 title sprintf("Thread scaling at T = %s, D = %s, B = 1%s", T, D, G eq "" ? "" : " (scaling grid)") \
+    set multiplot layout 1, 2 title sprintf("Thread scaling at T = %s, D = %s, B = 1; threads pinned (OMP_PLACES=cores, OMP_PROC_BIND=close)%s", T, D, G eq "" ? "" : " (scaling grid)") \
         margins 0.07, KX, 0.14, 0.88 spacing 0.08, 0.1
     set title "speed-up over 1 thread"
     set ylabel "speed-up t(1) / t(n)"
