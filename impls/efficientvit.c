@@ -207,12 +207,9 @@ static const lat_form ev_forms[] = {
 static lat_status ev_softmax(const lat_shape *s, const double *const *in, const double *state_in,
                              double *out, double *state_out)
 {
-    (void)state_in, (void)state_out;
     if (s->variant)
         return LAT_UNSUPPORTED; /* 2H output heads: no softmax counterpart */
-    if (s->T > 2048)
-        return LAT_UNSUPPORTED;
-    return ref_exact_softmax(s, in, s->causal, out);
+    return lat_vision_softmax_target(s, in, state_in, out, state_out);
 }
 
 const lat_method lat_method_efficientvit = {

@@ -222,19 +222,6 @@ static const lat_form fl_forms[] = {
      "token by token (lat_rec_step on [v|1]); the decode step of the causal variant"},
 };
 
-/* Type II (informational: a different function, not an approximation):
- * exact softmax attention softmax(q·k/√K) v on the same q, k, v (with the call's causality).
- * Its fp64 oracle costs T², so it stops at T = 2048 (the accuracy suite's
- * larger cells report type I only). */
-static lat_status fl_softmax(const lat_shape *s, const double *const *in, const double *state_in,
-                             double *out, double *state_out)
-{
-    (void)state_in, (void)state_out;
-    if (s->T > 2048)
-        return LAT_UNSUPPORTED;
-    return ref_exact_softmax(s, in, s->causal, out);
-}
-
 const lat_method lat_method_flatten = {
     .name = "flatten",
     .family = "linear",
@@ -261,7 +248,7 @@ const lat_method lat_method_flatten = {
     .tol_out = 1e-5,
     .tol_state = 1e-4,
     .approximates_softmax = 0,
-    .softmax_target = fl_softmax,
+    .softmax_target = lat_vision_softmax_target,
     .quadratic = 0,
     .tol_note = "state tolerance 1e-4: the causal state is an O(t)-growing prefix sum accumulated "
                 "in fp32",

@@ -12,6 +12,7 @@
  *      (written last: emit reads the old tails, which may alias them).
  */
 #include "lat_vision.h"
+#include "../../reference/reference.h"
 
 #include <stdlib.h>
 
@@ -1027,4 +1028,13 @@ double lat_vla_bytes(const lat_vla *c)
         elems += tok * s->K;
     elems += 2.0 * (double)s->B * (double)lat_vla_state_floats(c);
     return 4.0 * elems;
+}
+
+lat_status lat_vision_softmax_target(const lat_shape *s, const double *const *in, const double *state_in,
+                                     double *out, double *state_out)
+{
+    (void)state_in, (void)state_out;
+    if (s->T > 2048)
+        return LAT_UNSUPPORTED;
+    return ref_exact_softmax(s, in, s->causal, out);
 }

@@ -126,6 +126,13 @@ size_t lat_vla_state_floats(const lat_vla *c);
 size_t lat_vla_workspace(const lat_vla *c, lat_vla_form f, int nthreads);
 /* Runs a form. */
 lat_status lat_vla_run(const lat_vla *c, lat_vla_form f, const lat_args *a);
+
+/* The methods' informational Type II target (a different function, not an
+ * approximation): fp64 exact softmax attention softmax(q·k/√K)v on the same
+ * q, k, v with the call's causality (reference/softmax.c). Its oracle costs
+ * T², so it stops at T = 2048 (larger accuracy cells report type I only). */
+lat_status lat_vision_softmax_target(const lat_shape *s, const double *const *in, const double *state_in,
+                                     double *out, double *state_out);
 /* Analytic FLOPs of a form (FMA = 2): attention over B·Ho slices, the
  * normalization, the DWC, the focusing map and the aggregation. */
 double lat_vla_flops(const lat_vla *c, lat_vla_form f);
