@@ -4,7 +4,8 @@
 #   make test           correctness gate (every method and form vs its fp64 reference)
 #   make deps           install the Debian packages (as root) or print the command
 #
-# Variables: SUITE=quick|full (run-all), RUN=results/<run> (resume a run-all), CC=gcc|clang, NO_OMP=1.
+# Variables: SUITE=quick|full (run-all), RUN=results/<run> (resume a run-all), CC=gcc|clang, NO_OMP=1,
+#            NO_XSMM=1 / NO_SLEEF=1 (build without the optional libxsmm / SLEEF paths).
 
 SUITE   ?= quick
 CC      ?= gcc
@@ -12,6 +13,9 @@ BUILD   := build
 BIN     := $(BUILD)/latbench
 
 DEB_PKGS := build-essential pkg-config libopenblas-dev libhwloc-dev hwloc gnuplot-nox python3-numpy
+# Optional: used where they measure faster (issue 6), never required. `make deps`
+# installs them when the distribution has them; the build works without.
+OPT_PKGS := libxsmm-dev libsleef-dev
 
 # ---- dependency probe ---------------------------------------------------------
 # Each probe prints nothing when satisfied; `check-deps` stops with the one
@@ -21,6 +25,9 @@ HAVE_PKGCONF  := $(shell command -v pkg-config >/dev/null 2>&1 && echo y)
 HAVE_OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo y)
 HAVE_HWLOC    := $(shell pkg-config --exists hwloc 2>/dev/null && echo y)
 HAVE_GNUPLOT  := $(shell command -v gnuplot >/dev/null 2>&1 && echo y)
+# Optional libraries: LAT_HAVE_LIBXSMM / LAT_HAVE_SLEEF are defined when found.
+HAVE_XSMM     := $(if $(filter 1,$(NO_XSMM)),,$(shell pkg-config --exists libxsmm 2>/dev/null && echo y))
+HAVE_SLEEF    := $(if $(filter 1,$(NO_SLEEF)),,$(shell pkg-config --exists sleef 2>/dev/null && echo y))
 
 MISSING :=
 ifneq ($(HAVE_CC),y)
@@ -41,6 +48,19 @@ BLAS_CFLAGS  := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS    := $(shell pkg-config --libs openblas 2>/dev/null)
 HWLOC_CFLAGS := $(shell pkg-config --cflags hwloc 2>/dev/null)
 HWLOC_LIBS   := $(shell pkg-config --libs hwloc 2>/dev/null)
+OPT_CFLAGS   :=
+OPT_LIBS     :=
+OPT_USED     :=
+ifeq ($(HAVE_XSMM),y)
+OPT_CFLAGS += -DLAT_HAVE_LIBXSMM=1 $(shell pkg-config --cflags libxsmm 2>/dev/null)
+OPT_LIBS   += $(shell pkg-config --libs libxsmm 2>/dev/null)
+OPT_USED   += libxsmm
+endif
+ifeq ($(HAVE_SLEEF),y)
+OPT_CFLAGS += -DLAT_HAVE_SLEEF=1 $(shell pkg-config --cflags sleef 2>/dev/null)
+OPT_LIBS   += $(shell pkg-config --libs sleef 2>/dev/null)
+OPT_USED   += sleef
+endif
 
 ifeq ($(NO_OMP),1)
 OMP_FLAGS :=
@@ -49,7 +69,7 @@ OMP_FLAGS := -fopenmp
 endif
 
 WARN       := -Wall -Wextra -Wshadow -Wno-unused-parameter
-BASE       := -std=c11 -D_GNU_SOURCE -g $(WARN) $(OMP_FLAGS) $(BLAS_CFLAGS) $(HWLOC_CFLAGS)
+BASE       := -std=c11 -D_GNU_SOURCE -g $(WARN) $(OMP_FLAGS) $(BLAS_CFLAGS) $(HWLOC_CFLAGS) $(OPT_CFLAGS)
 # Optimized kernels: -O3 -march=native, never -ffast-math (exp/log gates).
 MARCH       ?= native
 CFLAGS_IMPL := -O3 -march=$(MARCH) $(BASE) $(CFLAGS_EXTRA)
@@ -57,7 +77,7 @@ CFLAGS_IMPL := -O3 -march=$(MARCH) $(BASE) $(CFLAGS_EXTRA)
 CFLAGS_REF  := -O2 -fno-fast-math -ffp-contract=off $(BASE) $(CFLAGS_EXTRA)
 # Harness: portable, no -march (its numbers are not timed).
 CFLAGS_HARN := -O2 $(BASE) $(CFLAGS_EXTRA)
-LDLIBS      := $(BLAS_LIBS) $(HWLOC_LIBS) $(OMP_FLAGS) -lm $(LDFLAGS_EXTRA)
+LDLIBS      := $(OPT_LIBS) $(BLAS_LIBS) $(HWLOC_LIBS) $(OMP_FLAGS) -lm $(LDFLAGS_EXTRA)
 
 IMPL_SRC := $(wildcard impls/*.c) $(wildcard impls/common/*.c)
 REF_SRC  := $(wildcard reference/*.c)
@@ -85,8 +105,10 @@ deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  echo "installing: $(DEB_PKGS)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
+	  echo "optional (faster small GEMM tiles / vector exp): $(OPT_PKGS)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OPT_PKGS) || echo "optional packages not installed; building without them"; \
 	else \
-	  echo "run as root, or:  sudo apt-get install -y $(DEB_PKGS)"; exit 1; \
+	  echo "run as root, or:  sudo apt-get install -y $(DEB_PKGS)   (optional: $(OPT_PKGS))"; exit 1; \
 	fi
 
 check-deps:
@@ -98,9 +120,9 @@ check-deps:
 
 $(BUILD)/build_info.h: FORCE
 	@mkdir -p $(BUILD)
-	@printf '#define LAT_GIT_COMMIT "%s"\n#define LAT_GIT_DIRTY %s\n#define LAT_CC "%s"\n#define LAT_CC_VERSION "%s"\n#define LAT_CFLAGS_IMPL "%s"\n#define LAT_CFLAGS_REF "%s"\n' \
+	@printf '#define LAT_GIT_COMMIT "%s"\n#define LAT_GIT_DIRTY %s\n#define LAT_CC "%s"\n#define LAT_CC_VERSION "%s"\n#define LAT_CFLAGS_IMPL "%s"\n#define LAT_CFLAGS_REF "%s"\n#define LAT_OPTIONAL_LIBS "%s"\n' \
 	  "$(GIT_COMMIT)" "$(GIT_DIRTY)" "$(CC)" "$$($(CC) --version | head -1)" \
-	  "-O3 -march=$(MARCH) $(OMP_FLAGS)" "-O2 -fno-fast-math -ffp-contract=off $(OMP_FLAGS)" > $@.tmp
+	  "-O3 -march=$(MARCH) $(OMP_FLAGS)" "-O2 -fno-fast-math -ffp-contract=off $(OMP_FLAGS)" "$(strip $(OPT_USED))" > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 FORCE:
 

@@ -195,6 +195,7 @@ int lat_write_meta(const char *dir, const char *run_id, const lat_roof *roof, co
     json_str(f, "compiler", LAT_CC_VERSION, 1);
     json_str(f, "cflags_impl", LAT_CFLAGS_IMPL, 1);
     json_str(f, "cflags_ref", LAT_CFLAGS_REF, 1);
+    json_str(f, "optional_libs", LAT_OPTIONAL_LIBS[0] ? LAT_OPTIONAL_LIBS : "none", 1);
     json_str(f, "impl_isa", lat_impl_isa(), 1);
     json_str(f, "ftz_daz", "on (fp32 paths)", 1);
 #ifdef _OPENMP
