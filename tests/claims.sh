@@ -221,5 +221,44 @@ awk -F, 'NR > 1 && ($7 == "not measurable here" || $7 == "method not yet impleme
 grep -q '^| G4d |.*holds\*\* (analytic)' "$real/claims.md" && ok "G4d evaluated analytically" || bad "G4d is not an analytic holds"
 grep -q '^| SM1a |.*\*\*holds\*\*' "$real/claims.md" && ok "SM1a holds from this run's check.csv" || bad "SM1a: $(grep '^| SM1a' "$real/claims.md")"
 
+# ---- 5. MQAR published reference points (data/mqar_refpoints.tsv beside the claims file) ----------
+mq=$tmp/mq; mkdir -p "$mq/data" "$mq/run"
+printf '# no claims\nid\tmethod\tsource\tclaim\treported\tsetting\tpredicate\tprovenance\tnote\n' >"$mq/data/claims.tsv"
+{
+  printf '# test references\nid\tsource\tmodel\tmethod\ttier\tL\tpairs\tD\tmatch\tstate_bytes\tacc\ttol\n'
+  printf 'R1\tzoo-fig2\tAttention\tsoftmax\tcore|tradeoff\t128\t8\t64\tsize=64\t-\t0.98\t0.03\n'
+  printf 'R2\tzoo-fig2\tAttention\tsoftmax\tcore|tradeoff\t64\t4\t64\tsize=64\t-\t0.97\t0.03\n'
+  printf 'R3\tzoo-readme\tGLA\tgla\ttradeoff\t-\t-\t64\tstate\t1.8e4\t0.77\t0.03\n'
+  printf 'R4\tzoo-readme\tGLA\tgla\ttradeoff\t-\t-\t64\tstate\t6.8e4\t0.95\t0.03\n'
+  printf 'R5\tzoo-readme\tH3\t-\ttradeoff\t-\t-\t64\t-\t8e3\t0.19\t0.03\n'
+  printf 'R6\tzoo-readme\tAttention\tsoftmax\ttradeoff\t-\t-\t128\tsize=128\t1.05e6\t1.00\t0.03\n'
+} >"$mq/data/mqar_refpoints.tsv"
+{
+  echo 'task,tier,method,form,size_knob,size,state_bytes,L,pairs,lr,n_seeds,acc_mean,acc_sd,acc_all_mean'
+  echo 'mqar,core,softmax,core,D,64,65536,128,8,0.003,3,0.990000,0.005000,0.990000'
+  echo 'mqar,tradeoff,softmax,tradeoff,D,64,32768,64,4,0.003,1,0.900000,0.000000,0.950000'
+  echo 'mqar,tradeoff,softmax,tradeoff,D,64,262144,512,128,0.003,1,0.990000,0.000000,0.950000'
+  echo 'mqar,tradeoff,gla,tradeoff,dk,16,4096,512,128,0.003,1,0.500000,0.000000,0.600000'
+  echo 'mqar,tradeoff,gla,tradeoff,dk,32,8192,512,128,0.003,1,0.700000,0.000000,0.700000'
+  echo 'mqar,tradeoff,gla,tradeoff,dk,64,16384,512,128,0.003,1,0.700000,0.000000,0.750000'
+} >"$mq/run/mqar_summary.csv"
+"$LB" claims "$mq/run" --tsv "$mq/data/claims.tsv" >"$tmp/out" 2>"$tmp/err"; rc=$?
+refrow() { grep "^| $1 |" "$mq/run/claims.md"; }
+[ "$rc" -eq 0 ] && grep -q 'MQAR reference points (spec B.2): 2 agree, 1 differ, 3 not comparable' "$tmp/out" \
+  && ok "MQAR reference points: 2 agree, 1 differs, 3 not comparable" \
+  || bad "MQAR reference points: rc=$rc $(grep MQAR "$tmp/out") $(cat "$tmp/err")"
+refrow R1 | grep -q '0.990 ± 0.005 (core, D=64; 3 seeds).*agrees' && ok "R1: the core slice, mean ± sd over seeds, agrees" || bad "R1: $(refrow R1)"
+refrow R2 | grep -q '0.900 (tradeoff, D=64).*differs by -0.070' && ok "R2: falls back to the trade-off tier's slice, differs by -0.070" || bad "R2: $(refrow R2)"
+refrow R3 | grep -q '0.750 (tradeoff, dk=64) | 1.64e+04 | -0.020 | agrees' && ok "R3: nearest state (dk=64), overall accuracy, agrees" || bad "R3: $(refrow R3)"
+refrow R4 | grep -q 'not comparable: our nearest gla state is 1.64e+04 bytes (dk=64), more than 2× away' && ok "R4: a state more than 2× away is not comparable" || bad "R4: $(refrow R4)"
+refrow R5 | grep -q 'not comparable: latbench has no H3 mixer' && ok "R5: no such mixer" || bad "R5: $(refrow R5)"
+refrow R6 | grep -q 'not comparable: no softmax run with its size knob = 128' && ok "R6: no run at that width" || bad "R6: $(refrow R6)"
+printf 'id\tsource\tmodel\nR1\tx\n' >"$mq/data/mqar_refpoints.tsv"
+"$LB" claims "$mq/run" --tsv "$mq/data/claims.tsv" >"$tmp/out" 2>"$tmp/err"; rc=$?
+grep -q "mqar_refpoints.tsv:1: the header has no column 'method'" "$tmp/err" && ok "malformed reference file: one line saying what is wrong" \
+  || bad "malformed reference file: rc=$rc $(cat "$tmp/err")"
+awk -F'\t' '!/^#/ && NF && NF != 12 { exit 1 }' data/mqar_refpoints.tsv \
+  && ok "data/mqar_refpoints.tsv: 12 tab-separated fields on every line" || bad "data/mqar_refpoints.tsv is malformed"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -57,6 +57,7 @@
 #include "check.h"
 #include "claims.h"
 #include "harness.h"
+#include "mqar_ref.h"
 #include "table.h"
 
 /* ---- limits (the parser faces arbitrary bytes) ----------------------------- */
@@ -2908,6 +2909,21 @@ int lat_claims_report(const lat_claims *c, const char *run_dir, const char *tsv_
             csv_field(csv, res[i].measured, 0);
             csv_field(csv, res[i].reason, 0);
             csv_field(csv, res[i].coverage, 1);
+        }
+        /* The published MQAR points (data/mqar_refpoints.tsv beside the claims
+         * file), when the run has MQAR results and the file exists. */
+        char refs[4200];
+        const char *sl2 = strrchr(tsv_name, '/');
+        snprintf(refs, sizeof refs, "%.*s%smqar_refpoints.tsv", sl2 ? (int)(sl2 - tsv_name) : 0, tsv_name,
+                 sl2 ? "/" : "");
+        FILE *probe = fopen(refs, "rb");
+        if (probe) {
+            fclose(probe);
+            int rc_ref[3];
+            int nref = lat_mqar_refpoints(md, run_dir, refs, rc_ref, stderr);
+            if (nref > 0 && log)
+                fprintf(log, "MQAR reference points (spec B.2): %d agree, %d differ, %d not comparable\n", rc_ref[0],
+                        rc_ref[1], rc_ref[2]);
         }
         fprintf(md, "\n## Notes\n\n");
         for (int i = 0; i < c->n; i++)
