@@ -114,26 +114,31 @@ static int load_refs(const char *path, ref_row **out, char **buf_out, FILE *err)
     return n;
 }
 
+/* Is summary row i an MQAR row of the reference's mixer in tier (and, for a
+ * per-slice point, of its test slice)? */
+static int row_of(const lat_table *s, int i, const char *tier, const ref_row *r)
+{
+    if (strcmp(lat_table_get(s, i, "task"), "mqar") || strcmp(lat_table_get(s, i, "tier"), tier) ||
+        strcmp(lat_table_get(s, i, "method"), r->f[R_METHOD]))
+        return 0;
+    return !strcmp(r->f[R_L], "-") ||
+           (lat_table_num(s, i, "L") == atof(r->f[R_L]) && lat_table_num(s, i, "pairs") == atof(r->f[R_PAIRS]));
+}
+
 /* The first tier of the row's list that has rows of the method (and slice). */
 static int pick_tier(const lat_table *s, const ref_row *r, char *tier, size_t len)
 {
     char list[128];
     snprintf(list, sizeof list, "%s", r->f[R_TIER]);
-    int slice = strcmp(r->f[R_L], "-") != 0;
-    double L = atof(r->f[R_L]), K = atof(r->f[R_PAIRS]);
     for (char *p = list, *e; p; p = e) {
         e = strchr(p, '|');
         if (e)
             *e++ = 0;
-        for (int i = 0; i < s->nrow; i++) {
-            if (strcmp(lat_table_get(s, i, "task"), "mqar") || strcmp(lat_table_get(s, i, "tier"), p) ||
-                strcmp(lat_table_get(s, i, "method"), r->f[R_METHOD]))
-                continue;
-            if (slice && (lat_table_num(s, i, "L") != L || lat_table_num(s, i, "pairs") != K))
-                continue;
-            snprintf(tier, len, "%s", p);
-            return 1;
-        }
+        for (int i = 0; i < s->nrow; i++)
+            if (row_of(s, i, p, r)) {
+                snprintf(tier, len, "%s", p);
+                return 1;
+            }
     }
     return 0;
 }
@@ -164,7 +169,7 @@ static void compare(const lat_table *s, const ref_row *r, ref_result *o)
             snprintf(o->why, sizeof o->why, "no %s run in tier %s", r->f[R_METHOD], r->f[R_TIER]);
         return;
     }
-    double L = atof(r->f[R_L]), K = atof(r->f[R_PAIRS]), want_state = atof(r->f[R_STATE]);
+    double want_state = atof(r->f[R_STATE]);
     int by_size = !strncmp(r->f[R_MATCH], "size=", 5);
     double want_size = by_size ? atof(r->f[R_MATCH] + 5) : 0;
     /* Candidate rows: the method's rows in the tier; for a slice point that
@@ -174,10 +179,7 @@ static void compare(const lat_table *s, const ref_row *r, ref_result *o)
     double best_d = INFINITY, near_state = NAN;
     char near_size[64] = "";
     for (int i = 0; i < s->nrow; i++) {
-        if (strcmp(lat_table_get(s, i, "task"), "mqar") || strcmp(lat_table_get(s, i, "tier"), tier) ||
-            strcmp(lat_table_get(s, i, "method"), r->f[R_METHOD]))
-            continue;
-        if (slice && (lat_table_num(s, i, "L") != L || lat_table_num(s, i, "pairs") != K))
+        if (!row_of(s, i, tier, r))
             continue;
         double size = lat_table_num(s, i, "size"), st = lat_table_num(s, i, "state_bytes");
         double d;
