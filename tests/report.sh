@@ -130,5 +130,30 @@ head -3 "$R/decode.csv" >"$tmp/cut/decode.csv"; printf '1,x,tiny_decode,gla' >>"
 "$LB" report --help | grep -q "usage: latbench report" && "$LB" plots --help | grep -q "usage: latbench plots" \
   && ok "report --help, plots --help" || bad "--help"
 
+# latbench perf --table-only on a synthetic run: perf.csv's ratios and tables/perf.md
+P=$tmp/perf; mkdir -p "$P"
+printf 'threads,fma_peak_gflops,sgemm_gflops\n1,100,80\n2,200,160\n' >"$P/roofline.csv"
+{
+  echo 'grid,method,form,B,T,H,K,V,knobs,threads,status,tokens_per_s,gflops,t_med_ns'
+  echo 'perf_main,gla,recurrent,1,8192,8,64,64,chunk=64,1,ok,500000,60,16384000'
+  echo 'perf_main,gla,recurrent,1,8192,8,64,64,chunk=64,2,ok,1000000,120,8192000'
+  echo 'perf_main,gla,chunk,1,8192,8,64,64,chunk=64,1,ok,250000,60,32768000'
+  echo 'perf_main,gla,chunk,1,8192,8,64,64,chunk=64,2,noisy,400000,96,20480000'
+  echo 'other,gla,recurrent,1,8192,8,64,64,chunk=64,2,ok,1,1,1'
+} >"$P/bench.csv"
+printf 'method\tsource\tB\tT\tH\tK\tV\tknobs\tthreads\ttokens_per_s\tnote\n' >"$P/base.tsv"
+printf 'gla\tquoted\t1\t8192\t8\t64\t64\t-\t2\t600000\tx\ngla\tbeside\t1\t8192\t8\t0\t0\t-\t2\t250000\ty\n' >>"$P/base.tsv"
+"$LB" perf "$P" --table-only --baselines "$P/base.tsv" >"$tmp/out" 2>&1; rc=$?
+row=$(awk -F, '$1 == "gla" && $2 == "recurrent" && $9 == 2' "$P/perf.csv")
+[ "$rc" -eq 0 ] && [ "$(wc -l <"$P/perf.csv")" -eq 5 ] \
+  && echo "$row" | grep -q '^gla,recurrent,1,8192,8,64,64,chunk=64,2,ok,1e+06,120,0.6000,0.7500,recurrent,1,2,1,quoted,600000,1.667,beside,250000,4$' \
+  && ok "perf --table-only: fraction of peak, sgemm, scaling 2×, best form, two baselines (1.667×, 4×)" \
+  || bad "perf --table-only: rc=$rc $(cat "$tmp/out") row: $row"
+awk -F, '$2 == "chunk" && $9 == 2' "$P/perf.csv" | grep -q ',noisy,400000,96,0.4800,0.6000,recurrent,0.4,1.6,0,' \
+  && ok "perf.csv: the slower chunk form is not best, 0.4× the recurrence" || bad "perf.csv chunk row: $(awk -F, '$2 == "chunk" && $9 == 2' "$P/perf.csv")"
+grep -q '^| `gla` | `recurrent` | 1.00M | 120.0 | 60% | 75% | `met` | 2.00× | 1.00× |' "$P/tables/perf.md" \
+  && grep -q 'ours / it' "$P/tables/perf.md" && [ -s "$P/tables/perf.tex" ] \
+  && ok "tables/perf.md and .tex: best form per method, goal met, baselines" || bad "tables/perf.md: $(cat "$P/tables/perf.md")"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

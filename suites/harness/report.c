@@ -343,8 +343,8 @@ typedef struct run_ctx {
     const char *dir;
     char run_id[256], cpu[256], compiler[256], blas_core[128], commit[128], date[64];
     int meta_threads;
-    lat_table bench, decode, acc, budget;
-    int have_bench, have_decode, have_acc, have_budget;
+    lat_table bench, decode, acc, budget, perf;
+    int have_bench, have_decode, have_acc, have_budget, have_perf;
     double fma[65], sgemm[65], triad[65]; /* by thread count; NaN = not measured */
     const char *roof_src;
 } run_ctx;
@@ -494,6 +494,7 @@ static void ctx_open(run_ctx *c, const char *dir)
     c->have_decode = load_csv(c, "decode.csv", &c->decode, "ctx");
     c->have_acc = load_csv(c, "accuracy.csv", &c->acc, "rel_rmse");
     c->have_budget = load_csv(c, "budget.csv", &c->budget, "tokens_per_s");
+    c->have_perf = load_csv(c, "perf.csv", &c->perf, "frac_fma_peak");
     if (!c->have_bench && !c->have_decode && !c->have_acc)
         lat_die(2, "report: %s has no bench.csv, decode.csv or accuracy.csv (run latbench sweep SUITE --out %s first)",
                 dir, dir);
@@ -524,6 +525,7 @@ static void ctx_close(run_ctx *c)
     lat_table_free(&c->decode);
     lat_table_free(&c->acc);
     lat_table_free(&c->budget);
+    lat_table_free(&c->perf);
 }
 
 static void machine_line(const run_ctx *c, char *buf, size_t len)
@@ -1281,6 +1283,105 @@ static int build_budget(const run_ctx *c, tb *t)
     return 1;
 }
 
+/* ---- performance (perf.csv, latbench perf) ---------------------------------------------- */
+/* Issue 6's goal for a form: recurrent ≥ 50 % of the FMA peak, every other
+ * (chunk, tiled, parallel, conv: dense products) ≥ 60 %. */
+static double perf_goal(const char *form) { return !strcmp(form, "recurrent") ? 0.5 : 0.6; }
+
+/* Best form per method at one shape (B 1, H 8, K = V = D, T, the run's
+ * largest thread count); with_base: only cells that carry a baseline. */
+static int build_perf_one(const run_ctx *c, tb *t, int T, int D, int with_base)
+{
+    const lat_table *p = &c->perf;
+    int maxth = 0;
+    for (int r = 0; r < p->nrow; r++)
+        if (inum(p, r, "threads") > maxth)
+            maxth = inum(p, r, "threads");
+    int n = 0;
+    for (int r = 0; r < p->nrow; r++) {
+        const char *st = lat_table_get(p, r, "status");
+        if (inum(p, r, "best_form") != 1 || inum(p, r, "threads") != maxth || (strcmp(st, "ok") && strcmp(st, "noisy")))
+            continue;
+        if (with_base ? !lat_table_get(p, r, "baseline")[0]
+                      : (inum(p, r, "T") != T || inum(p, r, "K") != D || inum(p, r, "V") != D ||
+                         inum(p, r, "B") != 1 || inum(p, r, "H") != 8))
+            continue;
+        if (!n++) {
+            if (with_base)
+                tb_init(t, "Against external CPU kernels at their shapes (%d threads)", maxth);
+            else
+                tb_init(t, "Fraction of this machine's FMA peak, best form per method (B 1, T %d, H 8, D %d, %d "
+                           "threads)", T, D, maxth);
+            tb_col(t, 'c', "method");
+            tb_col(t, 'c', "best form");
+            if (with_base)
+                tb_col(t, 'c', "shape");
+            tb_col(t, 'r', "tokens/s");
+            if (with_base) {
+                tb_col(t, 'c', "baseline");
+                tb_col(t, 'r', "its tokens/s");
+                tb_col(t, 'r', "ours / it");
+                tb_col(t, 'c', "second baseline");
+                tb_col(t, 'r', "its tokens/s");
+                tb_col(t, 'r', "ours / it");
+            } else {
+                tb_col(t, 'r', "GFLOP/s");
+                tb_col(t, 'r', "FMA peak");
+                tb_col(t, 'r', "sgemm");
+                tb_col(t, 'c', "goal");
+                tb_col(t, 'r', "1→%d threads", maxth);
+                tb_col(t, 'r', "× plainest form");
+            }
+        }
+        const char *form = lat_table_get(p, r, "form");
+        double fr = lat_table_num(p, r, "frac_fma_peak");
+        tb_row(t);
+        tb_cell(t, "%s", lat_table_get(p, r, "method"));
+        tb_cell(t, "%s", form);
+        if (with_base)
+            tb_cell(t, "T %s, H %s, K %s, V %s", lat_table_get(p, r, "T"), lat_table_get(p, r, "H"),
+                    lat_table_get(p, r, "K"), lat_table_get(p, r, "V"));
+        tb_cell(t, "%s%s", si(lat_table_num(p, r, "tokens_per_s")), strcmp(st, "noisy") ? "" : "*");
+        if (with_base) {
+            const char *b2 = lat_table_get(p, r, "baseline2");
+            tb_cell(t, "%s", lat_table_get(p, r, "baseline"));
+            tb_cell(t, "%s", si(lat_table_num(p, r, "baseline_tokens_per_s")));
+            tb_cell(t, "%s", ratio(lat_table_num(p, r, "ratio_vs_baseline")));
+            tb_cell(t, "%s", b2[0] ? b2 : dash());
+            tb_cell(t, "%s", si(lat_table_num(p, r, "baseline2_tokens_per_s")));
+            tb_cell(t, "%s", ratio(lat_table_num(p, r, "ratio_vs_baseline2")));
+        } else {
+            tb_cell(t, "%s", num("%.1f", lat_table_num(p, r, "gflops")));
+            tb_cell(t, "%s", pct(100 * fr));
+            tb_cell(t, "%s", pct(100 * lat_table_num(p, r, "frac_sgemm")));
+            tb_cell(t, "%s", !isfinite(fr) ? dash() : fr >= perf_goal(form) ? "met" : "below");
+            tb_cell(t, "%s", ratio(lat_table_num(p, r, "scaling_1_to_all")));
+            tb_cell(t, "%s", ratio(lat_table_num(p, r, "speedup_vs_plainest_form")));
+        }
+    }
+    if (n && with_base)
+        tb_note(t, "Baselines from data/perf_baselines.tsv (the first and second row that match the cell: the "
+                   "figure quoted in issue 6 and, where there is one, the same library measured on the sample "
+                   "run's machine).");
+    else if (n)
+        tb_note(t, "FLOPs are each form's analytic count; peak and sgemm are measured in the same run at the same "
+                   "thread count (roofline.csv). Goal (issue 6): recurrent forms ≥ 50 %%, chunk / tiled / parallel "
+                   "forms ≥ 60 %% of the FMA peak; 1 → all threads ≥ 1.8×. * = noisy cell (coefficient of variation of the repetitions above 5 %%"
+                   ").");
+    return n > 0;
+}
+
+static int build_perf(const run_ctx *c, tb *t)
+{
+    if (!c->have_perf)
+        return 0;
+    int n = 0;
+    n += build_perf_one(c, &t[n], 8192, 64, 0);
+    n += build_perf_one(c, &t[n], 8192, 128, 0);
+    n += build_perf_one(c, &t[n], 0, 0, 1);
+    return n;
+}
+
 /* ---- scaling ------------------------------------------------------------------------------ */
 static void exponent_table(const run_ctx *c, const lat_scaling_fit *fits, int n, int bounded, tb *t)
 {
@@ -1383,8 +1484,8 @@ static int build_scaling(const run_ctx *c, tb *out, int max, const lat_scaling_f
 
 /* ---- writing ------------------------------------------------------------------------------ */
 typedef struct tables {
-    tb thr[16], mem[1], acc[3], dec[16], sc[2], bud[1];
-    int nthr, nmem, nacc, ndec, nsc, nbud;
+    tb thr[16], mem[1], acc[3], dec[16], sc[2], bud[1], perf[3];
+    int nthr, nmem, nacc, ndec, nsc, nbud, nperf;
 } tables;
 
 /* Writes tables/NAME.md and NAME.tex; when there is no table, says why
@@ -1525,6 +1626,23 @@ static void free_all(tb *t, int n)
         tb_free(&t[i]);
 }
 
+int lat_report_perf(const char *run_dir)
+{
+    run_ctx c;
+    ctx_open(&c, run_dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tables", run_dir);
+    if (lat_mkdir_p(path) != 0)
+        lat_die(2, "report: cannot create %s: %s", path, strerror(errno));
+    tb t[3];
+    int n = build_perf(&c, t);
+    if (c.have_perf)
+        write_tables(&c, "perf", "Performance", t, n, "no best form at the issue's shapes");
+    free_all(t, n);
+    ctx_close(&c);
+    return n > 0 ? 0 : 1;
+}
+
 int lat_report(const char *run_dir)
 {
     run_ctx c;
@@ -1559,6 +1677,7 @@ int lat_report(const char *run_dir)
     tt.nacc = build_accuracy(&c, tt.acc, 3);
     tt.ndec = build_decode(&c, tt.dec, 16);
     tt.nbud = build_budget(&c, tt.bud);
+    tt.nperf = build_perf(&c, tt.perf);
     tt.nsc = build_scaling(&c, tt.sc, 2, fits, nfits, bounded);
     if (c.have_bench) {
         write_tables(&c, "throughput", "Throughput", tt.thr, tt.nthr, NULL);
@@ -1572,6 +1691,8 @@ int lat_report(const char *run_dir)
         write_tables(&c, "decode", "Decode", tt.dec, tt.ndec, NULL);
     if (c.have_budget)
         write_tables(&c, "budget", "Memory-budgeted generation", tt.bud, tt.nbud, NULL);
+    if (c.have_perf)
+        write_tables(&c, "perf", "Performance", tt.perf, tt.nperf, "no best form at the issue's shapes");
     write_summary(&c, &tt);
 
     free_all(tt.thr, tt.nthr);
@@ -1579,6 +1700,7 @@ int lat_report(const char *run_dir)
     free_all(tt.acc, tt.nacc);
     free_all(tt.dec, tt.ndec);
     free_all(tt.bud, tt.nbud);
+    free_all(tt.perf, tt.nperf);
     free_all(tt.sc, tt.nsc);
     free(fits);
     ctx_close(&c);

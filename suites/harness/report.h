@@ -42,6 +42,9 @@ int lat_report_scaling_write(const char *path, const lat_scaling_fit *fits, int 
  * line on a missing run folder or unreadable CSV; returns 0. */
 int lat_report(const char *run_dir);
 
+/* Only tables/perf.md and perf.tex from RUN/perf.csv (latbench perf). */
+int lat_report_perf(const char *run_dir);
+
 /* `latbench plots RUN`: runs every *.gp of scripts_dir (NULL → ./scripts,
  * then <dir of the executable>/../scripts) on the run folder. Exits 2 with
  * one line when gnuplot, the scripts or the run folder are missing; returns
