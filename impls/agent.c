@@ -40,11 +40,16 @@
  * Cost per head: 4nT(K+V) (four GEMMs) + 2k²TV (DWC) + TK (pooling) + ≈5nT
  *   softmax work, 2nT exps. Memory: workspace ≈ n(K+V) + 256·n floats per
  *   thread and n(V+2) per (slice, token part); no T-sized buffers.
- * Parallel axis: (b, h) slices, query blocks walked block-major across a
- *   thread's slices (the DWC of a block runs over consecutive heads, column-
- *   tiled: lat_dwc2d_heads); when B·H does not fill the threads each slice's
- *   keys are split into parts (partial (m, ℓ, u) merged in a fixed order by
- *   the §0.6 rule) and its queries likewise.
+ * Parallel axis: aggregation over (b, h) slices (when B·H does not fill the
+ *   threads each slice's keys are split into parts, partial (m, ℓ, u) merged
+ *   in a fixed order by the §0.6 rule); broadcast token-major: query blocks
+ *   (≤ 256 tokens, ≥ 4 per thread when T allows) with all H heads of a block
+ *   on one thread, one contiguous run of blocks per thread, so a thread
+ *   writes whole output rows and the block's DWC runs over all H heads at
+ *   once (column-tiled, lat_dwc2d_heads). Splitting the heads instead (each
+ *   thread writing half of every H·V output row) doubled the DWC's CPU time
+ *   at 2 threads (6.9 → 14 ms of 44 ms, B1 T8192 H8 D64: lines of o and v
+ *   shared or prefetched across the cores); token-major it stays 7 ms.
  * Measured (1 thread, CPU time, B1 T8192 H8 D64): ≈ 41 GFLOP/s; the biases
  *   B1, B2 (2·n·T floats per head, as large as the inputs) and the small-n
  *   GEMM packing bound it. AG1: at N = 3136, n = 49, d = 64, H = 2 it takes
@@ -243,7 +248,11 @@ static lat_status ag_parallel(const lat_args *a)
             lat_dwc_transpose(wT + (size_t)h * (size_t)taps(s) * (size_t)s->V,
                               a->in[5] + (size_t)h * (size_t)s->V * (size_t)taps(s), s->V, taps(s));
     const size_t nK = FL((size_t)p.n * (size_t)s->K);
-    const int nblk = ((s->T + p.parts - 1) / p.parts + AG_QB - 1) / AG_QB;
+    /* query blocks of qbs ≤ AG_QB tokens, at least 4 per thread when T allows */
+    const int want = (4 * p.nt + s->B - 1) / s->B;
+    int qbs = (s->T + want - 1) / want;
+    qbs = qbs > AG_QB ? AG_QB : (qbs < 16 ? 16 : qbs);
+    const long nqb = (s->T + qbs - 1) / qbs; /* query blocks per batch */
     const size_t ldo = (size_t)s->H * (size_t)s->V;
 #pragma omp parallel num_threads(p.nt) if (p.nt > 1)
     {
@@ -264,37 +273,27 @@ static lat_status ag_parallel(const lat_args *a)
             float *VA = (float *)(work + p.o_av) + (size_t)it * p.av_floats + nK / sizeof(float);
             merge_parts(&p, s->V, parts + (size_t)(it / p.parts) * (size_t)p.parts * p.part_floats, VA);
         }
-        /* query blocks, block j of every item then j+1; the DWC rows of a
-         * block for runs of consecutive heads of one batch */
-        for (int jb = 0; jb < nblk; jb++) {
-            for (long it = lo; it < hi; it++) {
-                const int bh = (int)(it / p.parts);
-                long u0, u1;
-                lat_split(s->T, (int)(it % p.parts), p.parts, &u0, &u1);
-                const long t0 = u0 + (long)jb * AG_QB;
-                if (t0 >= u1)
-                    continue;
-                const float *A = (float *)(work + p.o_av) + (size_t)it * p.av_floats;
-                broadcast(s, &p, a, bh / s->H, bh % s->H, t0, t0 + AG_QB < u1 ? t0 + AG_QB : u1, A,
-                          A + nK / sizeof(float), S);
+#pragma omp barrier
+        /* broadcast: query blocks split over the threads token-major, every
+         * head of a block on one thread, so each thread writes whole output
+         * rows (all H·V channels of its tokens: no cache line of o is shared
+         * with, or prefetched away from, another core) and the DWC of a
+         * block runs over all H heads at once (each token's H·V source row
+         * contiguous) */
+        long q0, q1;
+        lat_split((long)s->B * nqb, tid, p.nt, &q0, &q1);
+        for (long qb = q0; qb < q1; qb++) {
+            const int b = (int)(qb / nqb);
+            const long t0 = (qb % nqb) * qbs, t1 = t0 + qbs < s->T ? t0 + qbs : s->T;
+            for (int h = 0; h < s->H; h++) {
+                const float *A = (float *)(work + p.o_av) + (size_t)(b * s->H + h) * (size_t)p.parts * p.av_floats;
+                broadcast(s, &p, a, b, h, t0, t1, A, A + nK / sizeof(float), S);
             }
-            for (long it = lo; s->window > 0 && it < hi;) {
-                const int bh = (int)(it / p.parts), b = bh / s->H, h = bh % s->H;
-                long end = it + 1;
-                while (p.parts == 1 && end < hi && (int)end / s->H == b)
-                    end++;
-                long u0, u1;
-                lat_split(s->T, (int)(it % p.parts), p.parts, &u0, &u1);
-                const long t0 = u0 + (long)jb * AG_QB;
-                if (t0 < u1) {
-                    const int t1 = (int)(t0 + AG_QB < u1 ? t0 + AG_QB : u1);
-                    const size_t ws = (size_t)taps(s) * (size_t)s->V;
-                    lat_dwc2d_heads(Hs, Ws, s->window, s->V, (int)(end - it), wT + (size_t)h * ws, ws,
-                                    a->in[6] + (size_t)h * (size_t)s->V, (size_t)s->V,
-                                    a->in[2] + lat_idx_bthd(s, b, 0, h, s->V), ldo, (size_t)s->V,
-                                    a->out + lat_idx_bthd(s, b, 0, h, s->V), ldo, (size_t)s->V, (int)t0, t1, 1);
-                }
-                it = end;
+            if (s->window > 0) {
+                const size_t ws = (size_t)taps(s) * (size_t)s->V;
+                lat_dwc2d_heads(Hs, Ws, s->window, s->V, s->H, wT, ws, a->in[6], (size_t)s->V,
+                                a->in[2] + lat_idx_bthd(s, b, 0, 0, s->V), ldo, (size_t)s->V,
+                                a->out + lat_idx_bthd(s, b, 0, 0, s->V), ldo, (size_t)s->V, (int)t0, (int)t1, 1);
             }
         }
     }

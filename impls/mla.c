@@ -52,21 +52,27 @@
  *              featurizes — every chunk twice); 4F(V+1) FLOPs/token.
  *   parallel   non-causal only (the encoder's linearized path): per slice,
  *              S = S0 + Φ_Kᵀ V, z = Σ Φ_K (block sums) as GEMMs over token
- *              blocks (8192/F rows: a block of features stays in L1), v read
- *              in place, then Num = Φ_Q S written straight into o and
- *              Den = Φ_Q z; blocks walked block-major over a thread's slices
- *              with the q/k/v rows prefetched. 4F(V+1) FLOPs/token.
+ *              blocks (8192/F rows: one head's block of features fits L1), v
+ *              read in place, then Num = Φ_Q S written straight into o and
+ *              Den = Φ_Q z; the features of a block built token by token for
+ *              all heads (whole H·K rows read, prefetched ahead), then one
+ *              GEMM per head. 4F(V+1) FLOPs/token.
  *              causal = 1 → unsupported.
  * Memory: state F·(V+1) floats per slice. Workspace: a 2T-float angle table;
  *   recurrent, 32 rows of F floats per thread + F per item + one state per
  *   slice; chunk, the engine's (≈ 7CF + 2C(V+1) + C² floats per thread + one
- *   state per slice); parallel, a block of features per thread + one partial
- *   state per item + one state per slice.
- * Parallel axis: (b, h) slices, statically split over the threads. When B·H
- *   does not keep the threads evenly busy: recurrent splits the value columns
- *   (private column copies), chunk runs the engine's two-pass scheme,
- *   parallel splits each slice's tokens into segments (partial states summed
- *   in a fixed order).
+ *   state per slice); parallel, H blocks of features per thread + one partial
+ *   state per thread and slice + one state per slice.
+ * Parallel axis: recurrent and chunk (causal), (b, h) slices statically
+ *   split over the threads; when B·H does not keep the threads evenly busy
+ *   recurrent splits the value columns (private column copies) and chunk
+ *   runs the engine's two-pass scheme. Parallel (and non-causal chunk) is
+ *   token-major: token blocks with all H heads of a block on one thread, one
+ *   contiguous run of blocks per thread, a partial state per thread and
+ *   slice summed in thread order, so each thread reads and writes whole
+ *   H·K / H·V token rows (split by heads, each thread wrote half of every
+ *   output row, and the 2-thread CPU time was up to 7-12 % above the
+ *   1-thread one under load).
  * Numerics: every weight is ≥ 0 while positions stay within M, so the
  *   normalizer has no cancellation (T = 65536, harsh: rel_rmse ≤ 1.1e-6
  *   every form and mode, state ≤ 3e-6 — the recurrent form's token-by-token
@@ -132,13 +138,15 @@ static size_t lines(size_t n) { return lat_align64(n * sizeof(float)) / sizeof(f
 // ---------------------------------------------------------------------------
 
 /* tab[2t], tab[2t+1] = sin θ, cos θ of token t of the call, θ = (π/2)·i/M with
- * i = pos + t + 1 — fp64 (the reference's expression) rounded once. */
+ * i = pos + t + 1 — fp64 (the reference's expression) rounded once. ≈ 40 ns
+ * a token: split over the threads from T = 1024 on (a serial table would be
+ * ~1 % of a T = 4096 call). */
 static void angle_table(const lat_shape *s, float *tab, int nthreads)
 {
     if (s->variant == 1)
         return;
     const double M = (double)ref_mla_length(s);
-    const int nt = s->T >= 8192 ? nthreads : 1;
+    const int nt = s->T >= 1024 ? nthreads : 1;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (int t = 0; t < s->T; t++) {
         const double th = (M_PI / 2.0) * (double)(s->pos + t + 1) / M;
@@ -429,6 +437,11 @@ static void mla_pack(const void *vctx, int bh, int t0, int n, float *restrict Q,
     (void)G;
     for (int r = 0; r < n; r++) {
         const size_t ik = lat_idx_bthd(s, b, t0 + r, h, K), iv = lat_idx_bthd(s, b, t0 + r, h, V);
+        if (t0 + r + PREFETCH_AHEAD < s->T) { /* rows H·K floats apart: not followed by the hardware */
+            const size_t pk = lat_idx_bthd(s, b, t0 + r + PREFETCH_AHEAD, h, K);
+            prefetch_floats(x->q + pk, K), prefetch_floats(x->k + pk, K);
+            prefetch_floats(x->v + lat_idx_bthd(s, b, t0 + r + PREFETCH_AHEAD, h, V), V);
+        }
         phi(Q + (size_t)r * (size_t)F, x->q + ik, K, s, x->tab, t0 + r);
         phi(Kc + (size_t)r * (size_t)F, x->k + ik, K, s, x->tab, t0 + r);
         memcpy(Vc + (size_t)r * (size_t)(V + 1), x->v + iv, sizeof(float) * (size_t)V);
@@ -445,6 +458,11 @@ static void mla_emit(const void *vctx, int bh, int t0, int n, const float *restr
     for (int r = 0; r < n; r++) {
         const float *Or = O + (size_t)r * (size_t)(V + 1);
         float *o = x->out + lat_idx_bthd(s, b, t0 + r, h, V);
+        if (t0 + r + PREFETCH_AHEAD < s->T) {
+            float *po = x->out + lat_idx_bthd(s, b, t0 + r + PREFETCH_AHEAD, h, V);
+            for (int j = 0; j < V; j += 16)
+                __builtin_prefetch(po + j, 1);
+        }
         const float inv = 1.0f / clamp_den(Or[V]);
         for (int j = 0; j < V; j++)
             o[j] = Or[j] * inv;
@@ -507,151 +525,152 @@ static lat_status mla_chunk(const lat_args *a)
 // ---------------------------------------------------------------------------
 
 typedef struct par_plan {
-    int nt, nseg, items; /* threads, token segments per slice, BH·nseg */
-    int blk;             /* tokens per GEMM block                        */
-    size_t slice;        /* one thread's scratch: a blk × F block + F    */
+    int nt;       /* threads                                       */
+    int blk;      /* tokens per GEMM block                         */
+    long units;   /* B · ⌈T / blk⌉ token blocks, all heads of one  */
+    size_t slice; /* one thread's scratch: H blocks of blk × F + H·F */
 } par_plan;
-
-static int gcd_int(int a, int b)
-{
-    while (b) {
-        int t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
 
 static par_plan plan_parallel(const lat_shape *s, int nthreads, int blk)
 {
     par_plan p;
     const int BH = s->B * s->H, F = nfeat(s);
     p.nt = lat_useful_threads((double)BH * s->T * F * (s->V + 1), nthreads);
-    p.nseg = (p.nt <= 1 || BH % p.nt == 0 || BH >= 4 * p.nt) ? 1 : p.nt / gcd_int(BH, p.nt);
-    if (p.nseg > s->T)
-        p.nseg = s->T;
-    p.items = BH * p.nseg;
     p.blk = blk < s->T ? blk : s->T;
-    p.slice = lat_align64(sizeof(float) * (size_t)p.blk * (size_t)F) + lat_align64(sizeof(float) * (size_t)F);
+    p.units = (long)s->B * ((s->T + p.blk - 1) / p.blk);
+    p.slice = lat_align64(sizeof(float) * (size_t)s->H * (size_t)p.blk * (size_t)F) +
+              lat_align64(sizeof(float) * (size_t)s->H * (size_t)F);
     return p;
 }
 
-/* [thread slices][angle table][partial state per item][state per slice] */
+/* [thread slices][angle table][partial state per thread and slice][state per slice] */
 static size_t ws_blocks(const lat_shape *s, int nthreads, int blk)
 {
     par_plan p = plan_parallel(s, nthreads, blk);
     size_t FV1 = (size_t)nfeat(s) * (size_t)(s->V + 1), BH = (size_t)s->B * (size_t)s->H;
     return p.slice * (size_t)p.nt +
-           sizeof(float) * (lines(2 * (size_t)s->T) + (size_t)p.items * lines(FV1) + BH * lines(FV1));
+           sizeof(float) * (lines(2 * (size_t)s->T) + (size_t)p.nt * BH * lines(FV1) + BH * lines(FV1));
 }
 
-
-/* Tokens [r0, r0 + n) of slice (b, h): φ of input x (q or k) into Phi,
- * prefetching the x rows PREFETCH_AHEAD tokens ahead and, when v is given,
- * the v rows of the block (read next by the GEMM); colsum (if not NULL) =
- * the block's column sums of Phi. Rows of one head are H·K floats apart, a
- * stride the hardware prefetchers do not follow. */
+/* Tokens [r0, r0 + n) of batch b, every head: φ of input x (q or k) into
+ * Phi + h·ldp (n × F rows per head), token by token so that each token's
+ * H·K row of x is read front to back (and prefetched PREFETCH_AHEAD tokens
+ * ahead: rows of one head are H·K floats apart, a stride the hardware
+ * prefetchers do not follow, the whole rows they do); when v is given, the
+ * block's v rows (read next by the GEMMs) are prefetched too and colsum
+ * (H × F) gets the block's column sums of each head's Phi. */
 static void block_features(const lat_shape *s, const float *x, const float *v, const float *tab, int b,
-                           int h, long r0, int n, long t1, float *restrict Phi, float *restrict colsum)
+                           long r0, int n, float *restrict Phi, size_t ldp, float *restrict colsum)
 {
-    const int K = s->K, F = nfeat(s);
+    const int K = s->K, F = nfeat(s), H = s->H;
     if (colsum)
-        memset(colsum, 0, sizeof(float) * (size_t)F);
+        memset(colsum, 0, sizeof(float) * (size_t)H * (size_t)F);
     for (int r = 0; r < n; r++) {
-        if (r0 + r + PREFETCH_AHEAD < t1)
-            prefetch_floats(x + lat_idx_bthd(s, b, (int)(r0 + r + PREFETCH_AHEAD), h, K), K);
+        const int t = (int)(r0 + r);
+        if (t + PREFETCH_AHEAD < s->T)
+            prefetch_floats(x + lat_idx_bthd(s, b, t + PREFETCH_AHEAD, 0, K), H * K);
         if (v)
-            prefetch_floats(v + lat_idx_bthd(s, b, (int)(r0 + r), h, s->V), s->V);
-        float *f = Phi + (size_t)r * (size_t)F;
-        phi(f, x + lat_idx_bthd(s, b, (int)(r0 + r), h, K), K, s, tab, (int)(r0 + r));
-        if (colsum)
-            for (int i = 0; i < F; i++)
-                colsum[i] += f[i];
+            prefetch_floats(v + lat_idx_bthd(s, b, t, 0, s->V), H * s->V);
+        for (int h = 0; h < H; h++) {
+            float *f = Phi + (size_t)h * ldp + (size_t)r * (size_t)F;
+            phi(f, x + lat_idx_bthd(s, b, t, h, K), K, s, tab, t);
+            if (colsum) {
+                float *c = colsum + (size_t)h * (size_t)F;
+                for (int i = 0; i < F; i++)
+                    c[i] += f[i];
+            }
+        }
     }
 }
 
 /* The non-causal computation in token blocks of blk (parallel: par_block; chunk
- * with causal = 0: the chunk length C). */
+ * with causal = 0: the chunk length C), token-major: the B·⌈T/blk⌉ blocks
+ * (all H heads of a block on one thread) are split into one contiguous run
+ * per thread, so a thread reads and writes whole token rows (all heads'
+ * channels) and no cache line of o is written by two cores. */
 static lat_status noncausal_blocks(const lat_args *a, int blk)
 {
     const lat_shape *s = a->shape;
     if (a->work_bytes < ws_blocks(s, a->nthreads, blk))
         return LAT_ENOMEM;
     const par_plan p = plan_parallel(s, a->nthreads, blk);
-    const int PB = p.blk;
+    const int PB = p.blk, nt = p.nt;
     const int V = s->V, V1 = V + 1, F = nfeat(s), T = s->T, BH = s->B * s->H;
-    const int HV = s->H * V;
-    const size_t FV1 = (size_t)F * (size_t)V1;
-    float *tab = (float *)((char *)a->work + p.slice * (size_t)p.nt);
-    float *part = tab + lines(2 * (size_t)T);
-    float *slots = part + (size_t)p.items * lines(FV1);
-    const long seg = ((long)T + p.nseg - 1) / p.nseg; /* longest segment (lat_split) */
-    const int nblk = (int)((seg + PB - 1) / PB);
-    angle_table(s, tab, p.nt);
+    const int HV = s->H * V, nblk = (T + PB - 1) / PB;
+    const size_t FV1 = (size_t)F * (size_t)V1, ls = lines(FV1);
+    float *tab = (float *)((char *)a->work + p.slice * (size_t)nt);
+    float *part = tab + lines(2 * (size_t)T);     /* [nt][BH] partial [S | z] */
+    float *slots = part + (size_t)nt * (size_t)BH * ls;
+    angle_table(s, tab, nt);
 
-#pragma omp parallel num_threads(p.nt) if (p.nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int tid = lat_thread_id();
+        const size_t ldp = (size_t)PB * (size_t)F; /* floats between the heads' feature blocks */
         float *Phi = lat_work_slice(a, p.slice, tid);
-        float *vec = Phi + lat_align64(sizeof(float) * (size_t)PB * (size_t)F) / sizeof(float);
-        long lo, hi; /* this thread's items, walked block-major: block kb of
-                      * every item, then kb + 1 (adjacent heads read together) */
-        lat_split(p.items, tid, p.nt, &lo, &hi);
-        /* pass 1: partial [S | z] of every (slice, token segment); z by block
-         * sums (a positive O(t) sum: token-by-token fp32 accumulation would
-         * cost ~10× its error at T = 65536) */
-        for (long it = lo; it < hi; it++)
-            memset(part + (size_t)it * lines(FV1), 0, sizeof(float) * FV1);
-        for (int kb = 0; kb < nblk; kb++)
-            for (long it = lo; it < hi; it++) {
-                const int bh = (int)(it / p.nseg), b = bh / s->H, h = bh % s->H;
-                long t0, t1;
-                lat_split(T, (int)(it % p.nseg), p.nseg, &t0, &t1);
-                const long r0 = t0 + (long)kb * PB;
-                if (r0 >= t1)
-                    continue;
-                const int n = (int)(t1 - r0 < PB ? t1 - r0 : PB);
-                float *P = part + (size_t)it * lines(FV1);
-                block_features(s, a->in[1], a->in[2], tab, b, h, r0, n, t1, Phi, vec);
-                lat_sgemm('T', 'N', F, V, n, 1.0f, Phi, F, a->in[2] + lat_idx_bthd(s, b, (int)r0, h, V), HV,
-                          1.0f, P, V1);
+        float *vec = Phi + lat_align64(sizeof(float) * (size_t)s->H * ldp) / sizeof(float); /* H × F */
+        long lo, hi; /* this thread's blocks: unit u = b·nblk + block */
+        lat_split(p.units, tid, nt, &lo, &hi);
+        float *Pt = part + (size_t)tid * (size_t)BH * ls;
+        /* pass 1: partial [S | z] per slice over the thread's blocks; z by
+         * block sums (a positive O(t) sum: token-by-token fp32 accumulation
+         * would cost ~10× its error at T = 65536) */
+        if (lo < hi)
+            for (int b = (int)(lo / nblk); b <= (int)((hi - 1) / nblk); b++)
+                memset(Pt + (size_t)b * (size_t)s->H * ls, 0, sizeof(float) * (size_t)s->H * ls);
+        for (long u = lo; u < hi; u++) {
+            const int b = (int)(u / nblk);
+            const long r0 = (u % nblk) * PB;
+            const int n = (int)(T - r0 < PB ? T - r0 : PB);
+            block_features(s, a->in[1], a->in[2], tab, b, r0, n, Phi, ldp, vec);
+            for (int h = 0; h < s->H; h++) {
+                float *P = Pt + (size_t)(b * s->H + h) * ls;
+                lat_sgemm('T', 'N', F, V, n, 1.0f, Phi + (size_t)h * ldp, F,
+                          a->in[2] + lat_idx_bthd(s, b, (int)r0, h, V), HV, 1.0f, P, V1);
                 for (int i = 0; i < F; i++)
-                    P[(size_t)i * (size_t)V1 + (size_t)V] += vec[i];
-            }
-#pragma omp barrier
-        /* pass 2: R = S0 + Σ_seg P (fixed order), one slice per iteration */
-#pragma omp for schedule(static)
-        for (int bh = 0; bh < BH; bh++) {
-            float *R = (a->state_out ? a->state_out : slots) + (size_t)bh * FV1;
-            const float *S0 = a->state_in ? a->state_in + (size_t)bh * FV1 : NULL;
-            for (size_t e = 0; e < FV1; e++) {
-                float acc = S0 ? S0[e] : 0.0f;
-                for (int sg = 0; sg < p.nseg; sg++)
-                    acc += part[((size_t)bh * (size_t)p.nseg + (size_t)sg) * lines(FV1) + e];
-                R[e] = acc;
+                    P[(size_t)i * (size_t)V1 + (size_t)V] += vec[(size_t)h * (size_t)F + (size_t)i];
             }
         }
-        /* pass 3: o = Φ_Q S / max(Φ_Q z, 0.1), written in place, block-major */
-        for (int kb = 0; kb < nblk; kb++)
-            for (long it = lo; it < hi; it++) {
-                const int bh = (int)(it / p.nseg), b = bh / s->H, h = bh % s->H;
-                const float *R = (a->state_out ? a->state_out : slots) + (size_t)bh * FV1;
-                long t0, t1;
-                lat_split(T, (int)(it % p.nseg), p.nseg, &t0, &t1);
-                const long r0 = t0 + (long)kb * PB;
-                if (r0 >= t1)
+#pragma omp barrier
+        /* pass 2: R = S0 + Σ partials of the threads holding blocks of the
+         * slice's batch, in thread order; one slice per iteration */
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < BH; bh++) {
+            const long bu0 = (long)(bh / s->H) * nblk, bu1 = bu0 + nblk;
+            float *R = (a->state_out ? a->state_out : slots) + (size_t)bh * FV1;
+            if (a->state_in)
+                memmove(R, a->state_in + (size_t)bh * FV1, sizeof(float) * FV1);
+            else
+                memset(R, 0, sizeof(float) * FV1);
+            for (int th = 0; th < nt; th++) {
+                long l0, l1;
+                lat_split(p.units, th, nt, &l0, &l1);
+                if (l0 >= l1 || l1 <= bu0 || l0 >= bu1)
                     continue;
-                const int n = (int)(t1 - r0 < PB ? t1 - r0 : PB);
+                const float *Q = part + ((size_t)th * (size_t)BH + (size_t)bh) * ls;
+                for (size_t e = 0; e < FV1; e++)
+                    R[e] += Q[e];
+            }
+        }
+        /* (implicit barrier) pass 3: o = Φ_Q S / max(Φ_Q z, 0.1), in place */
+        for (long u = lo; u < hi; u++) {
+            const int b = (int)(u / nblk);
+            const long r0 = (u % nblk) * PB;
+            const int n = (int)(T - r0 < PB ? T - r0 : PB);
+            block_features(s, a->in[0], NULL, tab, b, r0, n, Phi, ldp, NULL);
+            for (int h = 0; h < s->H; h++) {
+                const float *R = (a->state_out ? a->state_out : slots) + (size_t)(b * s->H + h) * FV1;
+                const float *Ph = Phi + (size_t)h * ldp;
                 for (int i = 0; i < F; i++) /* the normalizer column, contiguous */
                     vec[i] = R[(size_t)i * (size_t)V1 + (size_t)V];
-                block_features(s, a->in[0], NULL, tab, b, h, r0, n, t1, Phi, NULL);
                 float *o = a->out + lat_idx_bthd(s, b, (int)r0, h, V);
-                lat_sgemm('N', 'N', n, V, F, 1.0f, Phi, F, R, V1, 0.0f, o, HV);
+                lat_sgemm('N', 'N', n, V, F, 1.0f, Ph, F, R, V1, 0.0f, o, HV);
                 for (int r = 0; r < n; r++) {
-                    const float den = clamp_den(lat_vec_dot(Phi + (size_t)r * (size_t)F, vec, (size_t)F));
+                    const float den = clamp_den(lat_vec_dot(Ph + (size_t)r * (size_t)F, vec, (size_t)F));
                     lat_vec_scale(o + (size_t)r * (size_t)HV, 1.0f / den, (size_t)V);
                 }
             }
+        }
     }
     return LAT_OK;
 }

@@ -31,7 +31,7 @@
  *              block's v rows are adjacent in memory) into the thread's
  *              partial state — the key rows never leave the cache.
  *              pass B: S = Σ_threads partial S, Z likewise (fixed order).
- *              pass C, over (slice, token segment): one GEMM
+ *              pass C, over token blocks, per head one GEMM
  *              o = (T/Z)·(q̃ alloc I) S written in place (row stride H·V).
  *              4·K·V + 16·K FLOPs per token and head (the two GEMMs + flows;
  *              the 2·H·K sigmoids per token are special ops, not counted).
@@ -39,9 +39,9 @@
  *   H·TB·K + 2H·K + 4K + 4H floats and a partial state per slice (B·H·K·V)
  *   + B·H doubles.
  * Parallel axis: pass A over token blocks (the heads of a token are coupled
- *   by the flows); pass B over slices; pass C over (b, h) slices, each
- *   slice's tokens cut into segments when B·H does not keep the threads
- *   evenly busy.
+ *   by the flows); pass B over slices; pass C over token blocks too (≤ 256
+ *   tokens, all H heads of a block on one thread, ≥ 4 blocks per thread
+ *   when T allows), so each thread writes whole H·V output rows.
  * Performance bound (D = 64): the sigmoids and flows of pass A are ~40% of
  *   the time and are not FMA work the model counts; the GEMMs are small in
  *   two dimensions (K = V = 64).
@@ -81,26 +81,18 @@ static size_t lines(size_t n) { return lat_align64(n * sizeof(float)) / sizeof(f
 // parallel form
 // ---------------------------------------------------------------------------
 
-#define TB 64 /* tokens per block of pass A */
+#define TB 64      /* tokens per block of pass A */
+#define CB_MAX 256 /* tokens per block of pass C */
 
 typedef struct plan {
     int nt;           /* threads                                          */
-    int nseg, items;  /* pass C: token segments per slice, B·H·nseg       */
+    int cb;           /* pass C: tokens per block (all heads)             */
+    long cb_per_b, ncb; /* pass C: blocks per batch, B · cb_per_b          */
     long nblk;        /* pass A: token blocks (B · ceil(T/TB))             */
     size_t slice;     /* per-thread scratch (bytes)                        */
     size_t rows;      /* floats of the [B·H][T][K] query-row workspace     */
     size_t kv;        /* floats of one K×V state, whole cache lines         */
 } plan;
-
-static int gcd_int(int a, int b)
-{
-    while (b) {
-        int t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
 
 static size_t fl(size_t n) { return lat_align64(n * sizeof(float)); }
 
@@ -109,10 +101,12 @@ static plan make_plan(const lat_shape *s, int nthreads)
     plan p;
     const int BH = s->B * s->H, H = s->H, K = s->K;
     p.nt = lat_useful_threads((double)BH * s->T * s->K * s->V, nthreads);
-    p.nseg = (p.nt <= 1 || BH % p.nt == 0 || BH >= 4 * p.nt) ? 1 : p.nt / gcd_int(BH, p.nt);
-    if (p.nseg > s->T)
-        p.nseg = s->T;
-    p.items = BH * p.nseg;
+    /* pass C blocks: CB_MAX tokens, fewer when that leaves < 4 blocks per thread */
+    const int want = (4 * p.nt + s->B - 1) / s->B;
+    p.cb = (s->T + want - 1) / want;
+    p.cb = p.cb > CB_MAX ? CB_MAX : (p.cb < 16 ? 16 : p.cb);
+    p.cb_per_b = ((long)s->T + p.cb - 1) / p.cb;
+    p.ncb = (long)s->B * p.cb_per_b;
     p.nblk = (long)s->B * (((long)s->T + TB - 1) / TB);
     /* fq, fk of one token (H·K each), 4 K-vectors, 4 H-vectors, the block's
      * scaled key rows [H][TB][K] */
@@ -273,17 +267,21 @@ static lat_status mob_parallel(const lat_args *a)
                 Zpart[bh] += Zpart[(size_t)th * (size_t)BH + (size_t)bh];
             }
         }
-        /* pass C: o = (T/Z) (q̃ alloc I) S over every (slice, segment), in place */
-#pragma omp for schedule(static)
-        for (int it = 0; it < p.items; it++) {
-            const int bh = it / p.nseg, b = bh / H, h = bh % H;
-            long t0, t1;
-            lat_split(T, it % p.nseg, p.nseg, &t0, &t1);
-            if (t1 <= t0)
-                continue;
-            lat_sgemm('N', 'N', (int)(t1 - t0), V, K, (float)((double)T / Zpart[bh]),
-                      Qw + ((size_t)bh * (size_t)T + (size_t)t0) * (size_t)K, K, Spart + (size_t)bh * p.kv, V,
-                      0.0f, a->out + lat_idx_bthd(s, b, (int)t0, h, V), HV);
+        /* pass C: o = (T/Z) (q̃ alloc I) S in place, token-major: blocks of
+         * CB tokens with all H heads on one thread, one contiguous run of
+         * blocks per thread, so each thread writes whole output rows (all
+         * H·V channels of its tokens: no cache line of o written by, or
+         * prefetched into, two cores) */
+        lat_split(p.ncb, tid, p.nt, &lo, &hi);
+        for (long u = lo; u < hi; u++) {
+            const int b = (int)(u / p.cb_per_b), t0 = (int)(u % p.cb_per_b) * p.cb;
+            const int n = T - t0 < p.cb ? T - t0 : p.cb;
+            for (int h = 0; h < H; h++) {
+                const size_t bh = (size_t)b * (size_t)H + (size_t)h;
+                lat_sgemm('N', 'N', n, V, K, (float)((double)T / Zpart[bh]),
+                          Qw + (bh * (size_t)T + (size_t)t0) * (size_t)K, K, Spart + bh * p.kv, V, 0.0f,
+                          a->out + lat_idx_bthd(s, b, t0, h, V), HV);
+            }
         }
     }
     return LAT_OK;

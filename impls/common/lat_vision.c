@@ -118,30 +118,105 @@ void lat_dwc2d_rows(int Hs, int Ws, int k, int ch, const float *restrict wT,
  * all heads (k·Ws·H·V floats) would not. */
 #define DWC_CT 16
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* Register-blocked interior kernel (AVX-512, k = 3, 5, 7): DWC_NO adjacent
+ * output columns of one head and 16 channels at once, the k weight vectors of
+ * a kernel row in registers, each source column loaded once per kernel row
+ * for all the outputs it feeds ((k + DWC_NO − 1) + k loads for k·DWC_NO FMAs,
+ * against 2 loads per FMA one output at a time). Same taps in the same
+ * order as dwc2d_block*, so the result is bitwise that of the generic path. */
+#define DWC_NO 8
+#define DWC_GROUP(KS)                                                                             \
+    static void dwc_group##KS(const float *restrict wT, int ch, const float *restrict bias,        \
+                              const float *restrict x, size_t ldx, int Ws, float *restrict o,     \
+                              size_t ldo, int y, int a0, int a1, int xc, int c0, __mmask16 m,     \
+                              int add)                                                            \
+    {                                                                                             \
+        const int r = KS / 2;                                                                     \
+        __m512 acc[DWC_NO];                                                                       \
+        const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();       \
+        for (int j = 0; j < DWC_NO; j++) {                                                        \
+            const __m512 init = add ? _mm512_maskz_loadu_ps(m, o + (size_t)(xc + j) * ldo + c0)   \
+                                    : _mm512_setzero_ps();                                        \
+            acc[j] = _mm512_add_ps(init, bv);                                                     \
+        }                                                                                         \
+        for (int a = a0; a < a1; a++) {                                                           \
+            __m512 w[KS];                                                                         \
+            _Pragma("GCC unroll 9") for (int e = 0; e < KS; e++)                                  \
+                w[e] = _mm512_maskz_loadu_ps(m, wT + (size_t)(a * KS + e) * (size_t)ch + c0);     \
+            const float *xr = x + ((size_t)(y + a - r) * (size_t)Ws + (size_t)(xc - r)) * ldx + c0; \
+            _Pragma("GCC unroll 16") for (int sc = 0; sc < DWC_NO + KS - 1; sc++) {               \
+                const __m512 xv = _mm512_maskz_loadu_ps(m, xr + (size_t)sc * ldx);                \
+                _Pragma("GCC unroll 8") for (int j = 0; j < DWC_NO; j++) {                        \
+                    const int e = sc - j;                                                         \
+                    if (e >= 0 && e < KS)                                                         \
+                        acc[j] = _mm512_fmadd_ps(w[e], xv, acc[j]);                               \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        for (int j = 0; j < DWC_NO; j++)                                                          \
+            _mm512_mask_storeu_ps(o + (size_t)(xc + j) * ldo + c0, m, acc[j]);                    \
+    }
+DWC_GROUP(3)
+DWC_GROUP(5)
+DWC_GROUP(7)
+#undef DWC_GROUP
+#endif
+
+/* One output (y, xc) of one head, all channels, the generic kernels. */
+static inline void dwc2d_one(int Hs, int Ws, int k, int ch, const float *restrict wT, const float *restrict bias,
+                             const float *restrict x, size_t ldx, float *restrict ot, int y, int xc, int add)
+{
+    int c0 = 0;
+    for (; c0 + 64 <= ch; c0 += 64)
+        dwc2d_block64(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+    for (; c0 + 16 <= ch; c0 += 16)
+        dwc2d_block16(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+    for (; c0 < ch; c0++)
+        dwc2d_block1(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+}
+
 void lat_dwc2d_heads(int Hs, int Ws, int k, int ch, int nh, const float *restrict wT, size_t wstride,
                      const float *restrict bias, size_t bstride, const float *restrict x, size_t ldx,
                      size_t hx, float *restrict o, size_t ldo, size_t ho, int t0, int t1, int add)
 {
     if (t1 <= t0)
         return;
-    const int y0 = t0 / Ws, y1 = (t1 - 1) / Ws;
-    for (int xt = 0; xt < Ws; xt += DWC_CT)
+    const int y0 = t0 / Ws, y1 = (t1 - 1) / Ws, r = k / 2;
+    /* tiles [0, r + DWC_CT), then DWC_CT wide: past the r border columns a
+     * tile holds whole groups of DWC_NO */
+    for (int xt = 0, xn = r + DWC_CT; xt < Ws; xt = xn, xn += DWC_CT)
         for (int y = y0; y <= y1; y++) {
             const int xs = imax(xt, y == y0 ? t0 % Ws : 0);
-            const int xe = imin(xt + DWC_CT, y == y1 ? (t1 - 1) % Ws + 1 : Ws);
-            for (int xc = xs; xc < xe; xc++) {
-                float *orow = o + (size_t)(y * Ws + xc) * ldo;
-                for (int h = 0; h < nh; h++) {
-                    const float *wh = wT + (size_t)h * wstride, *bh = bias ? bias + (size_t)h * bstride : NULL;
-                    const float *xh = x + (size_t)h * hx;
-                    float *ot = orow + (size_t)h * ho;
-                    int c0 = 0;
-                    for (; c0 + 64 <= ch; c0 += 64)
-                        dwc2d_block64(Hs, Ws, k, ch, wh, bh, xh, ldx, ot, y, xc, c0, add);
-                    for (; c0 + 16 <= ch; c0 += 16)
-                        dwc2d_block16(Hs, Ws, k, ch, wh, bh, xh, ldx, ot, y, xc, c0, add);
-                    for (; c0 < ch; c0++)
-                        dwc2d_block1(Hs, Ws, k, ch, wh, bh, xh, ldx, ot, y, xc, c0, add);
+            const int xe = imin(xn, y == y1 ? (t1 - 1) % Ws + 1 : Ws);
+#if defined(__AVX512F__)
+            const int a0 = imax(0, r - y), a1 = imin(k, Hs - y + r);
+#endif
+            for (int h = 0; h < nh; h++) {
+                const float *wh = wT + (size_t)h * wstride, *bh = bias ? bias + (size_t)h * bstride : NULL;
+                const float *xh = x + (size_t)h * hx;
+                float *oh = o + (size_t)(y * Ws) * ldo + (size_t)h * ho; /* output column 0 of row y */
+                for (int xc = xs; xc < xe;) {
+#if defined(__AVX512F__)
+                    if ((k == 3 || k == 5 || k == 7) && xc - r >= 0 && xc + DWC_NO <= xe &&
+                        xc + DWC_NO - 1 + r < Ws) {
+                        for (int c0 = 0; c0 < ch; c0 += 16) {
+                            const __mmask16 m = ch - c0 >= 16 ? (__mmask16)0xFFFF
+                                                              : (__mmask16)((1u << (ch - c0)) - 1u);
+                            if (k == 3)
+                                dwc_group3(wh, ch, bh, xh, ldx, Ws, oh, ldo, y, a0, a1, xc, c0, m, add);
+                            else if (k == 5)
+                                dwc_group5(wh, ch, bh, xh, ldx, Ws, oh, ldo, y, a0, a1, xc, c0, m, add);
+                            else
+                                dwc_group7(wh, ch, bh, xh, ldx, Ws, oh, ldo, y, a0, a1, xc, c0, m, add);
+                        }
+                        xc += DWC_NO;
+                        continue;
+                    }
+#endif
+                    dwc2d_one(Hs, Ws, k, ch, wh, bh, xh, ldx, oh + (size_t)xc * ldo, y, xc, add);
+                    xc++;
                 }
             }
         }
@@ -190,6 +265,9 @@ size_t lat_vla_state_floats(const lat_vla *c)
 
 #define PAR_TB 256 /* token block of the non-causal parallel form */
 #define PAR_C 64   /* query block of the causal (quadratic) parallel form */
+#ifndef P1B
+#define P1B 128    /* key sub-block of the non-causal pass 1 (features of all heads) */
+#endif
 
 typedef struct vplan {
     int nt, B, T, H, K, V, Ho, BH;
@@ -198,7 +276,6 @@ typedef struct vplan {
     /* byte offsets of the shared regions */
     size_t o_isp, o_fsc, o_fscr, o_dwT, o_msT, o_agg, o_mstmp, mstmp_per, o_Sw, o_form;
     /* parallel form */
-    int parts, items;              /* non-causal token parts per slice   */
     size_t o_kv, o_thr, per_thread; /* partial key sums, per-thread scratch */
     size_t total;
 } vplan;
@@ -217,16 +294,6 @@ static lat_chunk_problem chunk_problem(const lat_vla *c)
     p.decay = LAT_DECAY_NONE;
     p.causal = s->causal;
     return p;
-}
-
-static int gcd(int a, int b)
-{
-    while (b) {
-        int t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
 }
 
 static vplan make_plan(const lat_vla *c, lat_vla_form f, int nthreads)
@@ -262,12 +329,11 @@ static vplan make_plan(const lat_vla *c, lat_vla_form f, int nthreads)
     o += FL((size_t)p.BH * K * V1);
     p.o_form = o;
     if (f == LAT_VLA_PARALLEL && !s->causal) {
-        p.parts = (p.nt > 1 && p.BH % p.nt != 0 && p.BH < 4 * p.nt) ? p.nt / gcd(p.BH, p.nt) : 1;
-        p.items = p.BH * p.parts;
-        p.o_kv = o;
-        o += (size_t)p.items * FL(K * V1) * (p.parts > 1 ? 2 : 1);
+        p.o_kv = o; /* reduced [S | z] per slice, then a partial per thread and slice */
+        o += (size_t)p.BH * FL(K * V1) * (nt + 1);
         p.o_thr = o;
-        p.per_thread = FL((size_t)PAR_TB * K) + FL(K) + FL((size_t)PAR_TB);
+        p.per_thread = FL((size_t)p.Ho * (size_t)(PAR_TB > P1B ? PAR_TB : P1B) * K) + FL((size_t)p.Ho * K) +
+                       FL((size_t)PAR_TB);
         o += p.per_thread * nt;
     } else if (f == LAT_VLA_PARALLEL) {
         p.per_thread = FL(T * K) + FL(T * V1) + FL((size_t)PAR_C * K) + FL((size_t)PAR_C * T) +
@@ -299,7 +365,7 @@ typedef struct vctx {
     int Hs, Ws, causal, pos;
     size_t SS, BS;         /* state floats per slice, per batch        */
     const float *isp;      /* [H·K] 1/softplus(s)                      */
-    const float *fsc;      /* [B][T][4] (1/max, r) for q, then for k   */
+    float *fsc;            /* [B][T][4] (1/max, r) for q, then for k   */
     const float *dwT;      /* [taps][V]                                */
     const float *agg;      /* [B][T][H][2K+V]                          */
     const float *state_in; /* causal calls only (conv tails)           */
@@ -497,10 +563,33 @@ static void emit_scale(const vctx *x, int b, int hh, int t0, int n, const float 
 /* Pre-passes                                                                */
 /* ------------------------------------------------------------------------- */
 
-/* FLatten: for every token and for q, k: m = max x̃, r = ‖x̃‖/‖(x̃/m)^p‖ over
- * the token's C = H·K channels (fsc = [1/m, r] for q, then for k). Vector
- * passes over a per-thread copy of the token (lat_vec max/scale/dot). */
-static void focus_pass(const lat_vla *c, const vplan *p, float *isp, float *fsc, char *scr)
+/* FLatten: for token bt (of all B·T) and q (isk 0) or k (1): m = max x̃,
+ * r = ‖x̃‖/‖(x̃/m)^p‖ over the token's C = H·K channels (fsc = [1/m, r] for
+ * q, then for k). Vector passes over a copy y of the token (lat_vec
+ * max/scale/dot); y, yp: C floats of scratch each. */
+static void focus_token(const lat_vla *c, const float *isp, float *fsc, long bt, int isk, float *restrict y,
+                        float *restrict yp, size_t C)
+{
+    const float *xr = (isk ? c->k : c->q) + (size_t)bt * C;
+    const float *pr = isk && c->pos ? c->pos + (size_t)bt * C : NULL;
+    if (pr)
+        for (size_t i = 0; i < C; i++)
+            y[i] = xr[i] + pr[i];
+    else
+        memcpy(y, xr, sizeof(float) * C);
+    for (size_t i = 0; i < C; i++)
+        y[i] = ((y[i] > 0.0f ? y[i] : 0.0f) + 1e-6f) * isp[i];
+    const float m = lat_vec_max(y, C), invm = 1.0f / m;
+    lat_vec_scale(y, invm, C);
+    memcpy(yp, y, sizeof(float) * C);
+    powp(yp, (int)C, c->p);
+    const double nx2 = lat_vec_dot(y, y, C), ny2 = lat_vec_dot(yp, yp, C);
+    fsc[(size_t)bt * 4 + 2 * (size_t)isk] = invm;
+    fsc[(size_t)bt * 4 + 2 * (size_t)isk + 1] = (float)((double)m * sqrt(nx2 / ny2));
+}
+
+/* 1/softplus(s) of the learned scale, C = H·K values */
+static void focus_scale(const lat_vla *c, const vplan *p, float *isp)
 {
     const size_t C = (size_t)p->H * (size_t)p->K;
     for (size_t i = 0; i < C; i++) {
@@ -508,32 +597,23 @@ static void focus_pass(const lat_vla *c, const vplan *p, float *isp, float *fsc,
         const double sp = sv > 20.0 ? sv : log1p(exp(sv));
         isp[i] = (float)(1.0 / sp);
     }
+}
+
+/* The focusing scalars of every token, q and k (the chunk, recurrent and
+ * causal parallel forms; the non-causal parallel form computes them token by
+ * token inside its passes, where it reads each token's rows anyway). */
+static void focus_pass(const lat_vla *c, const vplan *p, const float *isp, float *fsc, char *scr)
+{
+    const size_t C = (size_t)p->H * (size_t)p->K;
     const long n = (long)p->B * p->T;
     const int nt = n > 64 ? p->nt : 1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         float *y = (float *)(scr + 2 * FL(C) * (size_t)lat_thread_id()), *yp = y + FL(C) / sizeof(float);
 #pragma omp for schedule(static)
-        for (long bt = 0; bt < n; bt++) {
-            for (int isk = 0; isk < 2; isk++) {
-                const float *xr = (isk ? c->k : c->q) + (size_t)bt * C;
-                const float *pr = isk && c->pos ? c->pos + (size_t)bt * C : NULL;
-                if (pr)
-                    for (size_t i = 0; i < C; i++)
-                        y[i] = xr[i] + pr[i];
-                else
-                    memcpy(y, xr, sizeof(float) * C);
-                for (size_t i = 0; i < C; i++)
-                    y[i] = ((y[i] > 0.0f ? y[i] : 0.0f) + 1e-6f) * isp[i];
-                const float m = lat_vec_max(y, C), invm = 1.0f / m;
-                lat_vec_scale(y, invm, C);
-                memcpy(yp, y, sizeof(float) * C);
-                powp(yp, (int)C, c->p);
-                const double nx2 = lat_vec_dot(y, y, C), ny2 = lat_vec_dot(yp, yp, C);
-                fsc[(size_t)bt * 4 + 2 * (size_t)isk] = invm;
-                fsc[(size_t)bt * 4 + 2 * (size_t)isk + 1] = (float)((double)m * sqrt(nx2 / ny2));
-            }
-        }
+        for (long bt = 0; bt < n; bt++)
+            for (int isk = 0; isk < 2; isk++)
+                focus_token(c, isp, fsc, bt, isk, y, yp, C);
     }
 }
 
@@ -640,108 +720,126 @@ static inline size_t lin_off(const vctx *x, int bh)
 /* Forms                                                                     */
 /* ------------------------------------------------------------------------- */
 
-/* non-causal: partial key sums per (slice, token part), then readouts. Each
- * thread walks token blocks across all its items (block j of every item,
- * then j+1): the rows of one token (all heads) are read together. V is read
- * in place by the GEMMs (N = V columns, no [v | 1] copy): the normalizer
- * column z = Σ φ(k) is a column sum of the feature block, the numerators are
- * written straight into o and the denominators are ⟨φ(q), z⟩. */
+/* non-causal, token-major: the B·(T/tb) token blocks (tb ≤ PAR_TB tokens,
+ * all Ho heads of a block on one thread) are split into one contiguous run
+ * per thread, so every thread reads and writes whole token rows (all heads'
+ * channels: no cache line of o is written by, or prefetched into, two cores)
+ * and the DWC of a block runs over all H heads at once. Pass 1: per thread
+ * and slice a partial [S | z] over its blocks; V is read in place by the
+ * GEMMs (N = V columns, no [v | 1] copy), z = Σ φ(k) a column sum of the
+ * feature block. Pass 2: the partials summed per slice in thread order
+ * (fixed for a given thread count). Pass 3: per block and head the
+ * numerators written straight into o, the denominators ⟨φ(q), z⟩, then the
+ * block's DWC rows over the H input heads. */
+static int par_tb(const vplan *p)
+{
+    const int want = (4 * p->nt + p->B - 1) / p->B; /* ≥ 4 blocks per thread when T allows */
+    const int tb = (p->T + want - 1) / want;
+    return tb > PAR_TB ? PAR_TB : (tb < 16 ? 16 : tb);
+}
+
 static void parallel_noncausal(const vctx *x, const vplan *p, char *work)
 {
-    const int K = p->K, V = p->V, V1 = p->V + 1, T = p->T, parts = p->parts;
+    const int K = p->K, V = p->V, V1 = p->V + 1, T = p->T, BH = p->BH, nt = p->nt;
     const size_t KV = (size_t)K * (size_t)V1, kvs = FL(KV) / sizeof(float);
-    float *kvbuf = (float *)(work + p->o_kv);                        /* [items] partial sums */
-    float *kvred = parts > 1 ? kvbuf + (size_t)p->items * kvs : NULL; /* [items] reduced     */
-    const int nblk = ((T + parts - 1) / parts + PAR_TB - 1) / PAR_TB;
+    const int tb = par_tb(p), nblk = (T + tb - 1) / tb;
+    float *kvred = (float *)(work + p->o_kv);  /* [BH] reduced [S | z]            */
+    float *kvpart = kvred + (size_t)BH * kvs;  /* [nt][BH] per-thread partials    */
     const size_t ldo = (size_t)p->Ho * (size_t)V;
-#pragma omp parallel num_threads(p->nt) if (p->nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int tid = lat_thread_id();
         char *mine = work + p->o_thr + p->per_thread * (size_t)tid;
-        float *F = (float *)mine, *zc = (float *)(mine + FL((size_t)PAR_TB * (size_t)K));
-        float *den = zc + FL(K) / sizeof(float);
-        long lo, hi;
-        lat_split(p->items, tid, p->nt, &lo, &hi);
-        for (long it = lo; it < hi; it++)
-            memset(kvbuf + (size_t)it * kvs, 0, sizeof(float) * KV);
-        for (int jb = 0; jb < nblk; jb++)
-            for (long it = lo; it < hi; it++) {
-                const int bh = (int)(it / parts), b = bh / p->Ho, hh = bh % p->Ho;
-                long u0, u1;
-                lat_split(T, (int)(it % parts), parts, &u0, &u1);
-                const long t0 = u0 + (long)jb * PAR_TB;
-                if (t0 >= u1)
-                    continue;
-                const int n = (int)(u1 - t0 < PAR_TB ? u1 - t0 : PAR_TB);
-                float *KVp = kvbuf + (size_t)it * kvs;
-                size_t ldv;
-                const float *v0 = src_row(x, 2, b, (int)t0, hh, &ldv);
-                memset(zc, 0, sizeof(float) * (size_t)K);
+        const size_t fbuf = FL((size_t)p->Ho * (size_t)(PAR_TB > P1B ? PAR_TB : P1B) * (size_t)K);
+        float *F = (float *)mine, *zc = (float *)(mine + fbuf);
+        float *den = zc + FL((size_t)p->Ho * (size_t)K) / sizeof(float);
+        const size_t HK = (size_t)p->H * (size_t)K, fyl = FL(HK) / sizeof(float);
+        float *fy = x->c->map == LAT_VLA_FOCUSED ? (float *)(work + p->o_fscr + 2 * FL(HK) * (size_t)tid) : NULL;
+        long lo, hi; /* this thread's blocks: unit u = b·nblk + block */
+        lat_split((long)p->B * nblk, tid, nt, &lo, &hi);
+        float *P = kvpart + (size_t)tid * (size_t)BH * kvs;
+        if (lo < hi) /* the partials of the batches this thread touches */
+            for (int b = (int)(lo / nblk); b <= (int)((hi - 1) / nblk); b++)
+                for (int hh = 0; hh < p->Ho; hh++)
+                    memset(P + (size_t)(b * p->Ho + hh) * kvs, 0, sizeof(float) * KV);
+        for (long u = lo; u < hi; u++) {
+            const int b = (int)(u / nblk), tu = (int)(u % nblk) * tb, nu = imin(tb, T - tu);
+            /* sub-blocks of P1B keys: the features of every head, token by
+             * token (each token's H·K key row read front to back, the
+             * hardware streams follow it), then one GEMM per head */
+            for (int t0 = tu; t0 < tu + nu; t0 += P1B) {
+                const int n = imin(P1B, tu + nu - t0);
+                memset(zc, 0, sizeof(float) * (size_t)p->Ho * (size_t)K);
                 for (int r = 0; r < n; r++) {
-                    float *f = F + (size_t)r * (size_t)K;
-                    feature(x, 1, b, (int)t0 + r, hh, f);
-                    if (t0 + r + PF_AHEAD < T)
-                        prefetch_floats(v0 + (size_t)(r + PF_AHEAD) * ldv, V, 0);
-                    for (int i = 0; i < K; i++)
-                        zc[i] += f[i];
+                    if (t0 + r + PF_AHEAD < T) /* the v rows of all input heads, contiguous */
+                        prefetch_floats(src_row(x, 2, b, t0 + r + PF_AHEAD, 0, NULL), p->H * V, 0);
+                    if (fy) /* FLatten: the token's focusing scalars of k, over all heads */
+                        focus_token(x->c, x->isp, x->fsc, (long)b * T + t0 + r, 1, fy, fy + fyl, HK);
+                    for (int hh = 0; hh < p->Ho; hh++) {
+                        float *f = F + ((size_t)hh * P1B + (size_t)r) * (size_t)K, *z = zc + (size_t)hh * (size_t)K;
+                        feature(x, 1, b, t0 + r, hh, f);
+                        for (int i = 0; i < K; i++)
+                            z[i] += f[i];
+                    }
                 }
-                lat_sgemm('T', 'N', K, V, n, 1.0f, F, K, v0, (int)ldv, 1.0f, KVp, V1);
-                for (int i = 0; i < K; i++)
-                    KVp[(size_t)i * (size_t)V1 + (size_t)V] += zc[i];
+                for (int hh = 0; hh < p->Ho; hh++) {
+                    float *KVp = P + (size_t)(b * p->Ho + hh) * kvs;
+                    const float *z = zc + (size_t)hh * (size_t)K;
+                    size_t ldv;
+                    const float *v0 = src_row(x, 2, b, t0, hh, &ldv);
+                    lat_sgemm('T', 'N', K, V, n, 1.0f, F + (size_t)hh * P1B * (size_t)K, K, v0, (int)ldv, 1.0f, KVp, V1);
+                    for (int i = 0; i < K; i++)
+                        KVp[(size_t)i * (size_t)V1 + (size_t)V] += z[i];
+                }
             }
+        }
 #pragma omp barrier
-        if (kvred)
-            for (long it = lo; it < hi; it++) { /* Σ over the slice's parts, fixed order */
-                const float *R = kvbuf + (size_t)(it / parts) * (size_t)parts * kvs;
-                float *D = kvred + (size_t)it * kvs;
-                memcpy(D, R, sizeof(float) * KV);
-                for (int pp = 1; pp < parts; pp++)
-                    for (size_t e = 0; e < KV; e++)
-                        D[e] += R[(size_t)pp * kvs + e];
-            }
-        int zfor = -1; /* the item whose z column zc holds */
-        for (int jb = 0; jb < nblk; jb++) {
-            for (long it = lo; it < hi; it++) {
-                const int bh = (int)(it / parts), b = bh / p->Ho, hh = bh % p->Ho;
-                long u0, u1;
-                lat_split(T, (int)(it % parts), parts, &u0, &u1);
-                const long t0 = u0 + (long)jb * PAR_TB;
-                if (t0 >= u1)
+        /* Σ over the threads that hold a partial of the slice, in thread order */
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < BH; bh++) {
+            const int b = bh / p->Ho;
+            float *D = kvred + (size_t)bh * kvs;
+            int first = 1;
+            for (int th = 0; th < nt; th++) {
+                long l0, l1;
+                lat_split((long)p->B * nblk, th, nt, &l0, &l1);
+                if (l0 >= l1 || l1 <= (long)b * nblk || l0 >= (long)(b + 1) * nblk)
                     continue;
-                const int n = (int)(u1 - t0 < PAR_TB ? u1 - t0 : PAR_TB);
-                const float *R = kvred ? kvred + (size_t)it * kvs : kvbuf + (size_t)bh * kvs;
-                if (zfor != (int)it) {
-                    for (int i = 0; i < K; i++)
-                        zc[i] = R[(size_t)i * (size_t)V1 + (size_t)V];
-                    zfor = (int)it;
-                }
+                const float *Q = kvpart + ((size_t)th * (size_t)BH + (size_t)bh) * kvs;
+                if (first)
+                    memcpy(D, Q, sizeof(float) * KV);
+                else
+                    for (size_t e = 0; e < KV; e++)
+                        D[e] += Q[e];
+                first = 0;
+            }
+        }
+        /* (implicit barrier) */
+        for (long u = lo; u < hi; u++) {
+            const int b = (int)(u / nblk), t0 = (int)(u % nblk) * tb, n = imin(tb, T - t0);
+            if (fy) /* FLatten: the block's focusing scalars of q */
+                for (int r = 0; r < n; r++)
+                    focus_token(x->c, x->isp, x->fsc, (long)b * T + t0 + r, 0, fy, fy + fyl, HK);
+            for (int hh = 0; hh < p->Ho; hh++) {
+                const float *R = kvred + (size_t)(b * p->Ho + hh) * kvs;
+                for (int i = 0; i < K; i++)
+                    zc[i] = R[(size_t)i * (size_t)V1 + (size_t)V];
                 for (int r = 0; r < n; r++) {
                     float *f = F + (size_t)r * (size_t)K;
-                    feature(x, 0, b, (int)t0 + r, hh, f);
+                    feature(x, 0, b, t0 + r, hh, f);
                     den[r] = lat_vec_dot(f, zc, (size_t)K);
                 }
                 lat_sgemm('N', 'N', n, V, K, 1.0f, F, K, R, V1, 0.0f, out_slice(x, b, hh) + (size_t)t0 * ldo,
                           (int)ldo);
-                emit_scale(x, b, hh, (int)t0, n, den);
+                emit_scale(x, b, hh, t0, n, den);
             }
-            /* the block's DWC rows, for runs of consecutive heads of one batch
-             * (weights shared by the heads: one weight row serves them all) */
-            for (long it = lo; x->c->dwc > 0 && it < hi;) {
-                const int bh = (int)(it / parts), b = bh / p->Ho, hh = bh % p->Ho, part = (int)(it % parts);
-                long end = it + 1;
-                while (parts == 1 && end < hi && (int)end / p->Ho == b && (int)end % p->Ho < p->H)
-                    end++;
-                long u0, u1;
-                lat_split(T, part, parts, &u0, &u1);
-                const long t0 = u0 + (long)jb * PAR_TB;
-                if (t0 < u1 && hh < p->H) {
-                    const int n = (int)(u1 - t0 < PAR_TB ? u1 - t0 : PAR_TB);
-                    size_t ldv;
-                    const float *v0 = src_row(x, 2, b, 0, hh, &ldv);
-                    lat_dwc2d_heads(x->Hs, x->Ws, x->c->dwc, V, (int)(end - it), x->dwT, 0, x->c->dwc_b, 0, v0, ldv,
-                                    (size_t)V, out_slice(x, b, hh), ldo, (size_t)V, (int)t0, (int)t0 + n, 1);
-                }
-                it = end;
+            /* the block's DWC rows over the H input heads (weights shared by
+             * the heads: one weight row serves them all) */
+            if (x->c->dwc > 0) {
+                size_t ldv;
+                const float *v0 = src_row(x, 2, b, 0, 0, &ldv);
+                lat_dwc2d_heads(x->Hs, x->Ws, x->c->dwc, V, p->H, x->dwT, 0, x->c->dwc_b, 0, v0, ldv, (size_t)V,
+                                out_slice(x, b, 0), ldo, (size_t)V, t0, t0 + n, 1);
             }
         }
     }
@@ -952,7 +1050,9 @@ lat_status lat_vla_run(const lat_vla *c, lat_vla_form f, const lat_args *a)
     float *Sw = (float *)(work + p.o_Sw);
     if (c->map == LAT_VLA_FOCUSED) {
         float *isp = (float *)(work + p.o_isp), *fsc = (float *)(work + p.o_fsc);
-        focus_pass(c, &p, isp, fsc, work + p.o_fscr);
+        focus_scale(c, &p, isp);
+        if (!(f == LAT_VLA_PARALLEL && !s->causal))
+            focus_pass(c, &p, isp, fsc, work + p.o_fscr);
         x.isp = isp;
         x.fsc = fsc;
     }

@@ -35,12 +35,12 @@
  *   then, with ms, the aggregation tail [(ms−1)][H][2K+V] of raw q|k|v rows.
  *
  * Forms (all handle causal and non-causal):
- *   parallel   non-causal (the papers' kv-first order): per (slice, token
- *              part) Σ φ(K)ᵀV by GEMMs on blocks of 256 tokens with V read in
+ *   parallel   non-causal (the papers' kv-first order): per (thread, slice)
+ *              Σ φ(K)ᵀV by GEMMs on blocks of ≤ 256 tokens with V read in
  *              place (N = V columns; z = Σ φ(k) as column sums of the block),
  *              then φ(Q)·[S] written straight into o, the denominators
- *              ⟨φ(q), z⟩, and the DWC of the block over runs of consecutive
- *              heads (lat_dwc2d_heads, column-tiled so the source rows stay in
+ *              ⟨φ(q), z⟩, and the DWC of the block over all H heads
+ *              (lat_dwc2d_heads, column-tiled so the source rows stay in
  *              L2); causal: the masked quadratic form, φ(Q)φ(K)ᵀ ∘ L blocks of
  *              64 queries times [V | 1] (T² work: a cross-check, not a fast path).
  *   chunk      the GLA-family engine (lat_chunk.h) with no decay; [v | 1] as
@@ -49,12 +49,17 @@
  *              beside it; the decode step (T = 1, in place).
  * Memory access: rows of one head are H·K floats apart; every row builder
  * prefetches the row 16 tokens ahead, and the forms walk token blocks across
- * all slices of a thread (block j of every slice, then j+1), so the rows of a
- * token are read together.
- * Threads: (b, h) slices; the parallel form splits each slice's tokens into
- * parts when B·H does not fill the threads (partial sums reduced in a fixed
- * order), the chunk form runs the engine's two-pass scheme, the recurrent
- * form uses min(B·H, threads) threads.
+ * all heads (block j of every slice, then j+1), so the rows of a token are
+ * read together.
+ * Threads: the non-causal parallel form is token-major: token blocks (≤ 256
+ * tokens, ≥ 4 per thread when T allows) with all Ho heads of a block on one
+ * thread, one contiguous run of blocks per thread, a partial [S | z] per
+ * thread and slice summed in thread order; so a thread reads and writes
+ * whole token rows and the DWC runs over all H heads of a block (split by
+ * heads, each thread wrote half of every output row, and at 2 threads the
+ * DWC took 1.2-2× its 1-thread CPU time). The causal parallel form and the
+ * recurrent form thread over (b, h) slices (min(B·H, threads) threads), the
+ * chunk form runs the engine's scheme.
  * Numerics: no exp anywhere except softplus(s) of FLatten's scale; features
  * are ≥ 0, so every denominator is a sum of non-negative terms (no
  * cancellation); ε guards the all-zero ReLU row (numerator 0 as well).
@@ -83,7 +88,10 @@ void lat_dwc2d_rows(int Hs, int Ws, int k, int ch, const float *restrict wT,
 /* The same over nh consecutive heads at once (x, o at token 0 of the first
  * head; hx, ho floats between heads; wT + h·wstride and bias + h·bstride are
  * head h's weights, stride 0 = shared by the heads): each token's rows of all
- * the heads are contiguous, and a shared weight row serves every head. */
+ * the heads are contiguous, and a shared weight row serves every head.
+ * Column-tiled (the source rows of a tile stay in L2); with AVX-512 and
+ * k = 3, 5, 7 the interior columns go 8 at a time with a kernel row's
+ * weights in registers (bitwise the same sums). */
 void lat_dwc2d_heads(int Hs, int Ws, int k, int ch, int nh, const float *restrict wT, size_t wstride,
                      const float *restrict bias, size_t bstride, const float *restrict x, size_t ldx,
                      size_t hx, float *restrict o, size_t ldo, size_t ho, int t0, int t1, int add);
