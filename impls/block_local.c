@@ -44,8 +44,9 @@
  *             thread at once (row blocks beyond).
  * Parallel axis: (b, h, query tile). Memory: state R·(K+V) floats per head.
  * Defaults: causal = 1, window b = 256 (Performer's local heads), variant 0,
- *   tile_q = 64, tile_k = 128 as upper bounds (lat_attn_band_tiles: blocks
- *   below 128 get smaller tiles). Inputs q, k, v ~ N(0,1); harsh q, k ~ N(0,3²).
+ *   tile_q = 64, tile_k = 128 as upper bounds (lat_attn_band_tiles: without
+ *   AVX-512, blocks below 128 get smaller tiles; the AVX-512 engine computes
+ *   a causal diagonal at 16 × 16 granularity instead). Inputs q, k, v ~ N(0,1); harsh q, k ~ N(0,3²).
  * Run:  build/latbench run --method block_local --form tiled --B 1 --T 8192 --H 8 --D 64 --threads 2
  *       build/latbench run --method block_local --form tiled --causal 0 --variant 2 ...   (BlockBERT)
  *       build/latbench check --methods block_local

@@ -42,8 +42,9 @@
  *   softmax's tiled form (tiled) or a block of scores (parallel).
  * Inputs: q, k, v, q_g, k_g, v_g ~ N(0,1); harsh: the q's and k's N(0,3²).
  * Defaults: window w₁ = 256, stride (dilation) 1, agents (g) 1, tile_q 64,
- *   tile_k 128 as upper bounds (lat_attn_band_tiles: narrower bands get
- *   smaller tiles).
+ *   tile_k 128 as upper bounds (lat_attn_band_tiles: without AVX-512,
+ *   narrower bands get smaller tiles; the AVX-512 engine cuts band edges at
+ *   16 × 16 granularity instead).
  * Run:  build/latbench run --method longformer --form tiled --B 1 --T 8192 --H 8 --D 64 --threads 2
  *       build/latbench run --method longformer --form tiled --window 128 --stride 2 --agents 16 ...
  *       build/latbench check --methods longformer

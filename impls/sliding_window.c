@@ -40,8 +40,10 @@
  * Parallel axis: (b, h, query tile) — the tiles are independent.
  * Defaults: window w = 512 (a fixed default; Mistral 7B uses W = 4096, Based
  *   64/65, Longformer 512 total), tile_q = 64, tile_k = 128 (softmax's) as
- *   upper bounds: a narrow window gets smaller tiles (lat_attn_band_tiles:
- *   w = 32 → 16 × 64, w = 64 → 32 × 64; +20% / +8% measured).
+ *   upper bounds (lat_attn_band_tiles): with AVX-512 the engine cuts the
+ *   band's edges at 16 × 16 and every window keeps 64 × 128 tiles; other
+ *   builds give a narrow window smaller tiles (w = 32 → 16 × 64, w = 64 →
+ *   32 × 64; +20% / +8% measured).
  * Inputs: q, k, v ~ N(0, 1) (§0.4); harsh: q, k ~ N(0, 3²) (§0.4's "sharp"
  *   set: τ⟨q,k⟩ with std 9, peaked rows).
  * Run:  build/latbench run --method sliding_window --form tiled --B 1 --T 8192 --H 8 --D 64 --threads 2

@@ -43,16 +43,17 @@
  *             earlier block (unmasked runs, merged when contiguous).
  *             2·|A|·(K+V) FLOPs + |A| exps (the analytic count reported).
  *             Threads over (b, h, tile), dynamic; split-KV when tiles <
- *             threads. What bounds it: the pattern is narrow for 64-row
- *             tiles — a window of l ≈ √T keys and classes of ≈ √T queries —
- *             so 64-row tiles compute (and mask) 2.6× |A| at T = 1K (l = 32),
- *             1.66× at 8K, 1.25× at 64K, and each query costs two transposed
- *             loads and stores of K/V floats per pass for only ≈ 1.5√T keys.
- *             The time per computed pair is flat (≈ 60 GFLOP/s per core on
- *             the computed pairs), so time grows like the computed pairs,
- *             slope ≈ 1.3 in T over 1K–16K with fixed 64-row tiles, not
- *             like |A| (slope 1.5); query tiles sized to l
- *             (lat_attn_band_tiles) bring the slope to ≈ 1.4.
+ *             threads. What bounds it: the pattern is narrow — a window of
+ *             l ≈ √T keys and classes of ≈ √T queries — so each query costs
+ *             two transposed loads and stores of K/V floats per pass (and
+ *             its partial (m, ℓ, u) written and read back) for only ≈ 1.5√T
+ *             keys, and the class rows lie l·H·K floats apart (a page each):
+ *             at T = 8K the time is memory latency (prefetch stalls, the
+ *             largest item after the products) more than FMAs. Without
+ *             AVX-512, element-masked 64-row tiles compute (and mask) 2.6×
+ *             |A| at T = 1K (l = 32), 1.66× at 8K, 1.25× at 64K (query
+ *             tiles sized to l by lat_attn_band_tiles); the AVX-512 engine
+ *             computes a cut tile at 16 × 16 granularity (≈ |A| + margins).
  *   parallel  textbook dense masked (lat_attn_dense): all T × (pos+T)
  *             scores by lat_sgemm, the pattern as −∞ in the causal prefix
  *             of each row, row softmax, P·V. Quadratic; FLOPs counted as
@@ -82,11 +83,13 @@ typedef struct {
 } ss_call;
 
 /* Strided pattern: the window is l ≈ √n keys wide and a residue class
- * ≈ n/l queries long, so 64-row query tiles compute and mask up to 3× |A|
- * at small n: the tiles follow lat_attn_band_tiles(l) (16 rows at l = 32).
- * Measured (1 thread, min of 300 calls): T = 1K (l = 32) 16 rows 3.2 ms vs
- * 64 rows 3.9 ms; 2K −11%; 4K −7%; 8K, 16K equal (32 and 64 rows); rows
- * not a multiple of 16 were slower. */
+ * ≈ n/l queries long. Element-masked 64-row tiles (builds without AVX-512)
+ * compute and mask up to 3× |A| at small n: there the tiles follow
+ * lat_attn_band_tiles(l) (16 rows at l = 32). Measured (1 thread, min of
+ * 300 calls): T = 1K (l = 32) 16 rows 3.2 ms vs 64 rows 3.9 ms; 2K −11%;
+ * 4K −7%; 8K, 16K equal (32 and 64 rows). The AVX-512 engine cuts the band
+ * edges at 16 × 16, so it keeps 64-row tiles (T = 1K −10%, 4K −12% against
+ * the narrow tiles, same measure). */
 static ss_call ss_make(const lat_shape *s, const lat_args *a, float *part)
 {
     ss_call c = {.s = s, .ctx = lat_shape_ctx(s), .l = ref_sparse_strided_stride(s),
