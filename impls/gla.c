@@ -8,9 +8,16 @@
  * Causal only.
  *
  * Forms
- *   recurrent  fused decay → rank-1 update → readout per token, one state row
- *              at a time with the outputs in registers (lat_rec_step); the gate
- *              row is exponentiated with lat_vec_exp. 5·K·V FLOPs/token + K exps.
+ *   recurrent  token by token on the rescaled-state span engine
+ *              (impls/common/lat_span.h): over a span of ≤ 32 tokens with the
+ *              running per-key decay product P(t) (α = e^{g}, lat_vec_exp),
+ *              S̃ += (k ⊘ P) vᵀ and o = (s·q ⊙ P)ᵀ S̃ — two FMAs per state
+ *              element and token, an 8-row × 32-column tile of S̃ in registers
+ *              across the span — and S = Diag(P(n)) S̃ once at its end. A span
+ *              ends before any P_i drops below 2^−58; a token whose own α is
+ *              below that (harsh gates) takes the plain fused decay → update
+ *              → readout step (lat_rec_step). 5·K·V FLOPs/token counted (the
+ *              recurrence's; executed ≈ 4KV + 5K) + K exps + K divisions.
  *              Also the decode step (T = 1, state in place).
  *   chunk      chunkwise form with secondary chunking (fla `chunk_gla`), run by
  *              the GLA-family engine (impls/common/lat_chunk.c): chunk-local
@@ -27,8 +34,9 @@
  *              harsh gates (chunk log-decays of −440) stay finite. A short last
  *              chunk is handled as is (no padding).
  *              2C(K+V) + 4KV FLOPs/token (dense blocks) + ≈ 13K exps/token.
- * Memory: state K·V floats per slice. Workspace: recurrent, 2K floats per
- *   thread + one K·V scratch state per slice (used when state_out is NULL);
+ * Memory: state K·V floats per slice. Workspace: recurrent, 3K + 2·64·K
+ *   floats per thread (α, s·q, P(n), span q̃ and k̃) + one K·V scratch state
+ *   per slice (used when state_out is NULL);
  *   chunk, ≈ 7CK + 2CV + C² floats per thread + one K·V state per slice,
  *   plus 16 chunk states (16·K·V) per slice in the split mode below.
  * Parallel axis: (b, h) slices, statically split over the threads and walked
@@ -44,6 +52,7 @@
  *      build/latbench check --methods gla
  */
 #include "common/lat_chunk.h"
+#include "common/lat_span.h"
 
 /* ---- shapes and models --------------------------------------------------- */
 
@@ -71,6 +80,10 @@ static double bytes(const lat_shape *s)
 
 /* ---- recurrent form ------------------------------------------------------ */
 
+/* Tokens are walked in blocks, every item of the thread per block, so that
+ * a time step's rows are consumed together (1.2× at T = 8192, H = 8). */
+#define TOKEN_BLOCK 32 /* also the longest span (≤ LAT_SPAN_MAX; 16 and 64 measured no faster) */
+
 typedef struct rec_plan {
     int nt, nvb, items; /* threads, value-column blocks per slice, BH·nvb */
     int wpad;           /* row stride of a private column block (nvb > 1) */
@@ -85,7 +98,9 @@ static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
     p.nvb = lat_rec_col_blocks(BH, s->V, p.nt);
     p.items = BH * p.nvb;
     p.wpad = 16 * (((s->V + 15) / 16 + p.nvb - 1) / p.nvb);
-    p.slice = 2 * lat_align64(sizeof(float) * (size_t)s->K);
+    /* α, s·q, P(n) [K], span Qt, Kt [LAT_SPAN_MAX][K] */
+    p.slice = 3 * lat_align64(sizeof(float) * (size_t)s->K) +
+              2 * lat_align64(sizeof(float) * (size_t)LAT_SPAN_MAX * (size_t)s->K);
     return p;
 }
 
@@ -102,18 +117,6 @@ static size_t ws_recurrent(const lat_shape *s, int nthreads)
     return p.slice * (size_t)p.nt + sizeof(float) * (BH * lines(K * (size_t)s->V) + priv);
 }
 
-/* Token rows of one head are H·K floats apart, a stride the hardware
- * prefetchers do not follow across DRAM pages: fetch a few tokens ahead.
- * Tokens are walked in blocks, every item of the thread per block, so that
- * a time step's rows are consumed together (1.2× at T = 8192, H = 8). */
-#define PREFETCH_AHEAD 16
-#define TOKEN_BLOCK 32
-
-static inline void prefetch_floats(const float *x, int n)
-{
-    for (int i = 0; i < n; i += 16)
-        __builtin_prefetch(x + i);
-}
 
 /* One work item: value columns [j0, j1) of slice (b, h). S is its working
  * state (row stride lds, column j0 first): the slice's state itself when
@@ -141,26 +144,67 @@ static rec_item rec_item_at(const lat_args *a, const rec_plan *p, int it, float 
     return r;
 }
 
-/* Tokens [t0, t1) of one item: α = e^{g} (lat_vec_exp), s·q, fused step. */
-static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, float *restrict alpha,
-                       float *restrict qs)
+/* One thread's scratch (see plan_recurrent). */
+typedef struct rec_bufs {
+    float *alpha; /* [K] α = e^{g} and s·q of a token left to the plain step */
+    float *qs;
+    float *Qt, *Kt, *Pn;
+} rec_bufs;
+
+static rec_bufs rec_bufs_at(const lat_args *a, const rec_plan *p, int tid)
+{
+    const size_t K = (size_t)a->shape->K;
+    rec_bufs b;
+    b.alpha = lat_work_slice(a, p->slice, tid);
+    b.qs = b.alpha + lines(K);
+    b.Pn = b.qs + lines(K);
+    b.Qt = b.Pn + lines(K);
+    b.Kt = b.Qt + lines((size_t)LAT_SPAN_MAX * K);
+    return b;
+}
+
+/* Tokens [t0, t1) of one item: spans of the rescaled-state engine
+ * (lat_span.h; α = e^{g} inside its preparation); a token whose own decay is
+ * below the span bound takes the plain fused step. While a span runs, the
+ * engine prefetches the same tokens' rows of the next item nx (from token
+ * nt0) into L2: rows of one head are H·K floats apart, a stride the hardware
+ * prefetchers do not follow, and the engine spreads the lines over its
+ * register-resident work (the next item rather than the next block: 1.06×,
+ * the lines arrive shortly before use and do not crowd L2). */
+static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, const rec_bufs *wb,
+                       const rec_item *nx, int nt0)
 {
     const lat_shape *s = a->shape;
     const int K = s->K, V = s->V, w = r->j1 - r->j0;
     const float *q = a->in[0], *k = a->in[1], *v = a->in[2], *g = a->in[3];
     const float scale = 1.0f / sqrtf((float)K);
-    for (int t = t0; t < t1; t++) {
-        const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K), iv = lat_idx_bthd(s, r->b, t, r->h, V);
-        if (t + PREFETCH_AHEAD < s->T) {
-            const size_t pk = lat_idx_bthd(s, r->b, t + PREFETCH_AHEAD, r->h, K);
-            const size_t pv = lat_idx_bthd(s, r->b, t + PREFETCH_AHEAD, r->h, V) + (size_t)r->j0;
-            prefetch_floats(q + pk, K), prefetch_floats(k + pk, K), prefetch_floats(g + pk, K);
-            prefetch_floats(v + pv, w);
+    const size_t ldk = (size_t)s->H * (size_t)K, ldv = (size_t)s->H * (size_t)V; /* token strides */
+    for (int t = t0; t < t1;) {
+        const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K), iv = lat_idx_bthd(s, r->b, t, r->h, V) + (size_t)r->j0;
+        const int n = lat_span_prep_key(K, t1 - t, g + ik, ldk, q + ik, ldk, scale, k + ik, ldk, wb->Qt, wb->Kt,
+                                        wb->Pn);
+        if (n > 0) {
+            lat_span_pf pf = {.ns = 0};
+            const int tp = nt0 + (t - t0), np = tp + n <= s->T ? n : s->T - tp;
+            if (np > 0) {
+                const size_t pk = lat_idx_bthd(s, nx->b, tp, nx->h, K);
+                const size_t pv = lat_idx_bthd(s, nx->b, tp, nx->h, V) + (size_t)nx->j0;
+                const int kb = (int)sizeof(float) * K, vb = (int)sizeof(float) * (nx->j1 - nx->j0);
+                pf = (lat_span_pf){{{g + pk, 4 * ldk, np, kb, 0}, {k + pk, 4 * ldk, np, kb, 0},
+                                    {q + pk, 4 * ldk, np, kb, 0}, {v + pv, 4 * ldv, np, vb, 0},
+                                    {a->out + pv, 4 * ldv, np, vb, 1}},
+                                   5};
+            }
+            lat_span_run(K, w, n, r->S, r->lds, wb->Qt, wb->Kt, (size_t)K, v + iv, ldv, a->out + iv, ldv, wb->Pn,
+                         &pf);
+            t += n;
+        } else {
+            lat_vec_exp(wb->alpha, g + ik, (size_t)K);
+            for (int i = 0; i < K; i++)
+                wb->qs[i] = scale * q[ik + (size_t)i];
+            lat_rec_step(K, w, r->S, r->lds, wb->alpha, k + ik, v + iv, wb->qs, a->out + iv);
+            t += 1;
         }
-        lat_vec_exp(alpha, g + ik, (size_t)K);
-        for (int i = 0; i < K; i++)
-            qs[i] = scale * q[ik + (size_t)i];
-        lat_rec_step(K, w, r->S, r->lds, alpha, k + ik, v + iv + r->j0, qs, a->out + iv + r->j0);
     }
 }
 
@@ -178,8 +222,7 @@ static lat_status gla_recurrent(const lat_args *a)
 #pragma omp parallel num_threads(p.nt) if (p.nt > 1)
     {
         const int tid = lat_thread_id();
-        float *alpha = lat_work_slice(a, p.slice, tid);
-        float *qs = alpha + lat_align64(sizeof(float) * (size_t)K) / sizeof(float);
+        const rec_bufs wb = rec_bufs_at(a, &p, tid);
         long lo, hi; /* this thread's items */
         lat_split(p.items, tid, p.nt, &lo, &hi);
         for (long it = lo; it < hi; it++) { /* initial state (S0 = 0 when absent) */
@@ -193,7 +236,10 @@ static lat_status gla_recurrent(const lat_args *a)
             const int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
             for (long it = lo; it < hi; it++) {
                 rec_item r = rec_item_at(a, &p, (int)it, slots, priv);
-                rec_tokens(a, &r, t0, t1, alpha, qs);
+                /* rows to prefetch meanwhile: the next item's, this block or the next */
+                const int last = it + 1 == hi;
+                const rec_item nx = rec_item_at(a, &p, (int)(last ? lo : it + 1), slots, priv);
+                rec_tokens(a, &r, t0, t1, &wb, &nx, last ? t1 : t0);
             }
         }
         if (p.nvb > 1 && a->state_out) /* private column blocks back into place */

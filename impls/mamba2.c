@@ -13,11 +13,17 @@
  *   ggml keep h [B][H][P][N] — same numbers, transposed). S0 = 0 when absent.
  *
  * Forms
- *   recurrent  token by token on the GLA-family step (lat_rec_step): one
- *              scalar exp per (token, head) (ggml: dA outside the N loop),
- *              decay, rank-1 update k vᵀ and readout fused per state row with
- *              the P outputs in registers; + D·x. 5NP FLOPs/token/head.
- *              Also the decode step (T = 1, state in place).
+ *   recurrent  token by token on the rescaled-state span engine
+ *              (impls/common/lat_span.h): one scalar exp per (token, head)
+ *              (ggml: dA outside the N loop); over a span of ≤ 32 tokens with
+ *              the running product P(t) of e^{dt·A} (one number per token),
+ *              S̃ += (dt/P · B) xᵀ and y = (P · C)ᵀ S̃ — two FMAs per state
+ *              element, an 8-row × 32-column tile of S̃ in registers across
+ *              the span — and S = P(n) S̃ once at its end; + D·x. A span ends
+ *              before P drops below 2^−58; a token with e^{dt·A} below that
+ *              (harsh dt, A) takes the plain fused step (lat_rec_step).
+ *              5NP FLOPs/token/head counted. Also the decode step (T = 1,
+ *              state in place).
  *   chunk      the chunked SSD algorithm (§6.5) on the GLA-family engine
  *              (impls/common/lat_chunk.c), scalar decay: chunk-local fp64
  *              cumsums of dt·A; Y_diag = (L ∘ C (dt·B)ᵀ) X by GEMMs with the
@@ -38,10 +44,12 @@
  *              descriptor's `quadratic` flag stays 0 because the reference
  *              (the recurrence) is linear, so `check --long 65536` runs this
  *              form too (≈ 1.2e12 FLOPs, tens of seconds on 2 cores).
- * Memory: state N·P floats per slice. Workspace: recurrent N + P floats per
- *   thread + one state per slice when state_out is NULL; chunk, the engine's
- *   (≈ 5QN + 2QP + Q² floats per thread); parallel, 12 bytes per (b, h, t)
- *   (dt and the fp64 cumsum) + ≈ 2·128² + (H/G)·128·P floats per thread.
+ * Memory: state N·P floats per slice. Workspace: recurrent 2N + P + 64 +
+ *   2·64·N floats per thread (plain step, dt and e^{dt·A} of a token block,
+ *   span q̃, k̃, P) + one state per slice when state_out is NULL; chunk, the
+ *   engine's (≈ 5QN + 2QP + Q² floats per thread); parallel, 12 bytes per
+ *   (b, h, t) (dt and the fp64 cumsum) + ≈ 2·128² + (H/G)·128·P floats per
+ *   thread.
  * Parallel axis: (b, h) slices; when B·H does not keep the threads evenly
  *   busy the recurrent form splits P (columns are independent, §0.2) and the
  *   chunk form runs the engine's two-pass (chunks in parallel) scheme; the
@@ -51,11 +59,11 @@
  *   Q = 64 costs 32K FLOPs/token/head against 82K at Q = 256: 32.8 against
  *   85.5 ms at B=1 T=8192 H=8, one thread, CPU time; Q = 32 is faster still,
  *   27.0 ms, and the recurrent form, whose 16 KiB state per head stays in
- *   L1, fastest at 20.4 ms); dt_bias = softplus⁻¹(dt), dt log-uniform in
- *   [1e-3, 0.1] (mamba2.py init); A = −exp(U(0,1)) (ssd_minimal test), D = 1
- *   (init); harsh: dt_raw ~ 2.5·N(0,1) (dt from ~1e-6 to ~6) and A = −U(1,16)
- *   (spec §6.6), i.e. decays from 1 − 1e-6 to e^{−100} and chunk log-decays
- *   of −1000s.
+ *   L1, fastest at 20.4 ms — 12.8 ms on the span engine); dt_bias =
+ *   softplus⁻¹(dt), dt log-uniform in [1e-3, 0.1] (mamba2.py init);
+ *   A = −exp(U(0,1)) (ssd_minimal test), D = 1 (init); harsh: dt_raw ~
+ *   2.5·N(0,1) (dt from ~1e-6 to ~6) and A = −U(1,16) (spec §6.6), i.e.
+ *   decays from 1 − 1e-6 to e^{−100} and chunk log-decays of −1000s.
  * Decisions: no z gate and no gated RMSNorm (they follow the SSD layer in
  *   mamba2.py); D is per head (D_has_hdim = False); no dt_limit clamp (the
  *   default (0, ∞)); the kernel takes A_log and dt_raw + dt_bias (the
@@ -70,6 +78,7 @@
  *      build/latbench check --methods mamba2
  */
 #include "common/lat_chunk.h"
+#include "common/lat_span.h"
 
 /* ---- shapes and models --------------------------------------------------- */
 
@@ -143,9 +152,12 @@ static inline size_t idx_bc(const lat_shape *s, int b, int t, int g)
 
 /* ---- recurrent form ------------------------------------------------------ */
 
+#define TOKEN_BLOCK 32 /* tokens per item visit, also the longest span */
+
 typedef struct rec_plan {
-    int nt, nvb, items; /* threads, P-column blocks per slice, BH·nvb */
-    size_t slice;       /* one thread's scratch: α [N], dt·x [P]      */
+    int nt, nvb, items; /* threads, P-column blocks per slice, BH·nvb           */
+    size_t slice;       /* one thread's scratch: α [N], dt·x [P], dt and e^{dt·A}
+                           of a token block, span Qt, Kt [LAT_SPAN_MAX][N], P(n) [N] */
 } rec_plan;
 
 static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
@@ -155,7 +167,9 @@ static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
     p.nt = lat_useful_threads((double)BH * s->T * s->n_state * s->V, nthreads);
     p.nvb = lat_rec_col_blocks(BH, s->V, p.nt);
     p.items = BH * p.nvb;
-    p.slice = lat_align64(sizeof(float) * (size_t)s->n_state) + lat_align64(sizeof(float) * (size_t)s->V);
+    const size_t N = (size_t)s->n_state;
+    p.slice = 2 * lat_align64(sizeof(float) * N) + lat_align64(sizeof(float) * (size_t)s->V) +
+              2 * lat_align64(sizeof(float) * TOKEN_BLOCK) + 2 * lat_align64(sizeof(float) * LAT_SPAN_MAX * N);
     return p;
 }
 
@@ -165,9 +179,6 @@ static size_t ws_recurrent(const lat_shape *s, int nthreads)
     return lat_align64(p.slice) * (size_t)p.nt +
            (size_t)s->B * s->H * lat_align64(sizeof(float) * (size_t)s->n_state * s->V);
 }
-
-#define PREFETCH_AHEAD 16
-#define TOKEN_BLOCK 32
 
 static inline void prefetch_floats(const float *x, int n)
 {
@@ -191,30 +202,85 @@ static rec_item rec_item_at(const lat_args *a, const rec_plan *p, int it, float 
     return r;
 }
 
-static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, float *restrict alpha,
-                       float *restrict xs)
+/* One thread's scratch (see plan_recurrent). */
+typedef struct rec_bufs {
+    float *alpha, *xs, *Pn; /* plain step: α [N], dt·x [P]; span P(n) [N] */
+    float *dt, *dA;         /* [TOKEN_BLOCK]                              */
+    float *Qt, *Kt;         /* [LAT_SPAN_MAX][N]                          */
+} rec_bufs;
+
+static rec_bufs rec_bufs_at(const lat_args *a, const rec_plan *p, int tid)
+{
+    const size_t N = (size_t)a->shape->n_state;
+    char *w = (char *)lat_work_slice(a, p->slice, tid);
+    rec_bufs b;
+    b.alpha = (float *)w, w += lat_align64(sizeof(float) * N);
+    b.Pn = (float *)w, w += lat_align64(sizeof(float) * N);
+    b.xs = (float *)w, w += lat_align64(sizeof(float) * (size_t)a->shape->V);
+    b.dt = (float *)w, w += lat_align64(sizeof(float) * TOKEN_BLOCK);
+    b.dA = (float *)w, w += lat_align64(sizeof(float) * TOKEN_BLOCK);
+    b.Qt = (float *)w, w += lat_align64(sizeof(float) * LAT_SPAN_MAX * N);
+    b.Kt = (float *)w;
+    return b;
+}
+
+/* Tokens [t0, t1) of one item: dt and e^{dt·A} of the block, then spans of
+ * the rescaled-state engine (lat_span.h: q = C, k̃ = dt·B / P, v = x, scalar
+ * P), + D·x; a token whose own decay is below the span bound (dt·A < −40,
+ * e.g. harsh dt) takes the plain step. While a span runs the engine
+ * prefetches the same tokens' rows of the next item nx (from token nt0; rows
+ * are H·P floats apart, a stride the hardware prefetchers do not follow)
+ * into L2. */
+static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, const rec_bufs *wb,
+                       const rec_item *nx, int nt0)
 {
     const lat_shape *s = a->shape;
     const int N = s->n_state, P = s->V, w = r->j1 - r->j0, g = group_of(s, r->h);
     const float *x = a->in[0], *dtr = a->in[1], *Bm = a->in[4], *Cm = a->in[5];
     const float bias = a->in[2][r->h], A = -expf(a->in[3][r->h]), Dh = a->in[6][r->h];
+    const size_t ldx = (size_t)s->H * (size_t)P, ldbc = (size_t)s->groups * (size_t)N; /* token strides */
+    float *S = r->S + r->j0;
     for (int t = t0; t < t1; t++) {
-        const size_t ix = lat_idx_bthd(s, r->b, t, r->h, P) + (size_t)r->j0, ig = idx_bc(s, r->b, t, g);
-        if (t + PREFETCH_AHEAD < s->T) {
-            prefetch_floats(x + lat_idx_bthd(s, r->b, t + PREFETCH_AHEAD, r->h, P) + r->j0, w);
-            prefetch_floats(Bm + idx_bc(s, r->b, t + PREFETCH_AHEAD, g), N);
-            prefetch_floats(Cm + idx_bc(s, r->b, t + PREFETCH_AHEAD, g), N);
-        }
         const float dt = softplusf(dtr[lat_idx_bth(s, r->b, t, r->h)] + bias);
-        const float dA = expf(dt * A);
-        for (int n = 0; n < N; n++)
-            alpha[n] = dA;
-        for (int j = 0; j < w; j++)
-            xs[j] = dt * x[ix + j];
+        wb->dt[t - t0] = dt;
+        wb->dA[t - t0] = expf(dt * A);
+    }
+    for (int t = t0; t < t1;) {
+        const size_t ix = lat_idx_bthd(s, r->b, t, r->h, P) + (size_t)r->j0, ig = idx_bc(s, r->b, t, g);
+        const int n = lat_span_prep_scalar(N, t1 - t, wb->dA + (t - t0), Cm + ig, ldbc, NULL, Bm + ig, ldbc,
+                                           wb->dt + (t - t0), wb->Qt, wb->Kt, wb->Pn);
         float *o = a->out + ix;
-        lat_rec_step(N, w, r->S + r->j0, (size_t)P, alpha, Bm + ig, xs, Cm + ig, o);
-        for (int j = 0; j < w; j++)
-            o[j] += Dh * x[ix + j];
+        if (n > 0) {
+            lat_span_pf pf = {.ns = 0};
+            const int tp = nt0 + (t - t0), np = tp + n <= s->T ? n : s->T - tp;
+            if (np > 0) {
+                const size_t px = lat_idx_bthd(s, nx->b, tp, nx->h, P) + (size_t)nx->j0;
+                const size_t pg = idx_bc(s, nx->b, tp, group_of(s, nx->h));
+                const int nb = (int)sizeof(float) * N, wbytes = (int)sizeof(float) * (nx->j1 - nx->j0);
+                pf = (lat_span_pf){{{Bm + pg, 4 * ldbc, np, nb, 0}, {Cm + pg, 4 * ldbc, np, nb, 0},
+                                    {x + px, 4 * ldx, np, wbytes, 0}, {a->out + px, 4 * ldx, np, wbytes, 1},
+                                    {dtr + lat_idx_bth(s, nx->b, tp, nx->h), 4 * (size_t)s->H, np, 4, 0}},
+                                   5};
+            }
+            lat_span_run(N, w, n, S, (size_t)P, wb->Qt, wb->Kt, (size_t)N, x + ix, ldx, o, ldx, wb->Pn, &pf);
+            for (int u = 0; u < n; u++) {
+                float *ou = o + (size_t)u * ldx;
+                const float *xu = x + ix + (size_t)u * ldx;
+                for (int j = 0; j < w; j++)
+                    ou[j] += Dh * xu[j];
+            }
+            t += n;
+        } else {
+            const float dt = wb->dt[t - t0], dA = wb->dA[t - t0];
+            for (int i = 0; i < N; i++)
+                wb->alpha[i] = dA;
+            for (int j = 0; j < w; j++)
+                wb->xs[j] = dt * x[ix + j];
+            lat_rec_step(N, w, S, (size_t)P, wb->alpha, Bm + ig, wb->xs, Cm + ig, o);
+            for (int j = 0; j < w; j++)
+                o[j] += Dh * x[ix + j];
+            t += 1;
+        }
     }
 }
 
@@ -231,8 +297,7 @@ static lat_status m2_recurrent(const lat_args *a)
 #pragma omp parallel num_threads(p.nt) if (p.nt > 1)
     {
         const int tid = lat_thread_id();
-        float *alpha = lat_work_slice(a, p.slice, tid);
-        float *xs = alpha + lat_align64(sizeof(float) * (size_t)N) / sizeof(float);
+        const rec_bufs wb = rec_bufs_at(a, &p, tid);
         long lo, hi;
         lat_split(p.items, tid, p.nt, &lo, &hi);
         for (long it = lo; it < hi; it++) {
@@ -251,7 +316,10 @@ static lat_status m2_recurrent(const lat_args *a)
             const int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
             for (long it = lo; it < hi; it++) {
                 rec_item r = rec_item_at(a, &p, (int)it, slots);
-                rec_tokens(a, &r, t0, t1, alpha, xs);
+                /* rows to prefetch meanwhile: the next item's, this block or the next */
+                const int last = it + 1 == hi;
+                const rec_item nx = rec_item_at(a, &p, (int)(last ? lo : it + 1), slots);
+                rec_tokens(a, &r, t0, t1, &wb, &nx, last ? t1 : t0);
             }
         }
     }

@@ -21,11 +21,17 @@
  * the output scale 1/(max(|d_t|, e^{−m_t}) + ε) — O(T·K), ≈ 5K FLOPs + 3 libm
  * calls per token. The forms differ in how they compute num_t = C_tᵀ q_t:
  *   recurrent  token by token (xlstm recurrent_step_stabilized_simple): per
- *              block of 32 tokens the scan, then per token one fused decay →
- *              rank-1 update → readout pass over C (lat_rec_step, outputs in
- *              registers; f' = 1 exactly whenever the decay branch of the max
- *              wins, and then the multiply is skipped). 5KV + 5K FLOPs/token.
- *              Also the decode step (T = 1, state in place).
+ *              block of 32 tokens the scan, then the tokens on the
+ *              rescaled-state span engine (impls/common/lat_span.h). The
+ *              stabilized gates fit it: f'_t ≤ 1 is a scalar decay per token,
+ *              and over a span P(t) = Π f' = e^{Σ log f + m_{start−1} − m_t},
+ *              so C̃ += (i'/(√K P) · k) vᵀ, num = (P/den · q)ᵀ C̃ — two FMAs
+ *              per element of C — and C = P(n) C̃ once per span (the running
+ *              max m only rescales by the scalar P; n and m stay in the fp64
+ *              scan). A span ends before P drops below 2^−58; a token with f'
+ *              below that takes the plain fused step (lat_rec_step).
+ *              5KV + 5K FLOPs/token counted. Also the decode step (T = 1,
+ *              state in place).
  *   chunk      §9.6 on the GLA-family engine (impls/common/lat_chunk.c) with
  *              scalar row/column log-weights (the engine's logw extension):
  *              with the chunk-local cumsum b of log f, a_s = ĩ_s − b_s and
@@ -72,7 +78,8 @@
  *    scale q instead (their C, n are √K times ours; outputs and m equal).
  *  - ε = 1e-6 (xLSTM-7B), floor e^{−m} (§9.4; not 1).
  * Memory: state K·V + K + 1 floats per slice. Recurrent workspace: per
- *   thread 3K + 3·32 floats, per item K + 1 doubles, an aligned working copy
+ *   thread 4K + 3·32 + 2·64·K floats (plain step, P(n), gate rows, span q̃,
+ *   k̃), per item K + 1 doubles, an aligned working copy
  *   of C per slice (used when T > 16 or state_out is NULL; decode works in
  *   place). Chunk: the engine's workspace (Vx = V), a [K][V] copy of C and
  *   K + 2 doubles per slice, 2 doubles + 1 float per token and slice.
@@ -85,9 +92,11 @@
  *   (rows are independent once m_t is known). The scan itself is sequential
  *   per slice.
  * Measured (this machine, 1 thread, CPU time, B=1 T=8192 H=8 D=64): recurrent
- *   60, chunk 58, parallel 59 GFLOP/s on the analytic FLOPs (D=128: 73, 68).
- *   The recurrent form is bound by lat_rec_step (8–12 zmm FP ops per state
- *   row; the bare kernel reaches 81–93 GFLOP/s) plus the fp64 scan (≈ 15%);
+ *   82 (was 60 on lat_rec_step), chunk 58, parallel 59 GFLOP/s on the
+ *   analytic FLOPs. The recurrent form spends ≈ 70% in the span kernel
+ *   (whose bare speed is ≈ 138 GFLOP/s) and ≈ 20–25% in the fp64 scan (libm
+ *   exp/log1p per token, the fp64 n update and n·q), the rest streaming the
+ *   strided inputs from memory;
  *   the chunk form's GEMMs run near peak but ≈ half its time is outside them
  *   (row packing from the strided inputs, the scan, the element-wise exps of
  *   the intra-chunk weights, the output scaling).
@@ -96,6 +105,7 @@
  *      build/latbench check --methods mlstm
  */
 #include "common/lat_chunk.h"
+#include "common/lat_span.h"
 
 #define MLSTM_EPS 1e-6
 
@@ -241,12 +251,12 @@ static void scan_slices(const lat_shape *s, const float *const *in, int lo, int 
 
 /* ---- recurrent form ------------------------------------------------------ */
 
-#define TOKEN_BLOCK 32
-#define PREFETCH_AHEAD 16
+#define TOKEN_BLOCK 32 /* tokens per item visit (one scan call), also the longest span */
 
 typedef struct rec_plan {
     int nt, nvb, items; /* threads, value-column blocks per slice, BH·nvb */
-    size_t slice;       /* one thread's scratch: α, i'k̂, q·scale, gate rows */
+    size_t slice;       /* one thread's scratch: α, i'k̂, q·scale, P(n) [K],
+                           gate rows [3][TOKEN_BLOCK], span Qt, Kt [LAT_SPAN_MAX][K] */
     size_t item;        /* one item's fp64 n [K] and m                    */
     size_t off_items, off_slots;
 } rec_plan;
@@ -258,7 +268,8 @@ static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
     p.nt = lat_useful_threads((double)BH * s->T * s->K * s->V, nthreads);
     p.nvb = lat_rec_col_blocks(BH, s->V, p.nt);
     p.items = BH * p.nvb;
-    p.slice = 3 * lat_align64(sizeof(float) * (size_t)s->K) + lat_align64(sizeof(float) * 3 * TOKEN_BLOCK);
+    p.slice = 4 * lat_align64(sizeof(float) * (size_t)s->K) + lat_align64(sizeof(float) * 3 * TOKEN_BLOCK) +
+              2 * lat_align64(sizeof(float) * LAT_SPAN_MAX * (size_t)s->K);
     p.item = lat_align64(sizeof(double) * ((size_t)s->K + 1));
     p.off_items = p.slice * (size_t)p.nt;
     p.off_slots = p.off_items + p.item * (size_t)p.items;
@@ -299,34 +310,74 @@ static rec_item rec_item_at(const lat_args *a, const rec_plan *p, int it)
     return r;
 }
 
-/* Tokens [t0, t1) of one item: the scan, then per token C ← f'C + (i'k̂)vᵀ,
- * o = Cᵀ(q · scale) (the scale is known before C: no second pass over o). */
-static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, float *restrict alpha,
-                       float *restrict kk, float *restrict qs, float *restrict g)
+/* One thread's scratch (see plan_recurrent). */
+typedef struct rec_bufs {
+    float *alpha, *kk, *qs, *Pn; /* [K] each                     */
+    float *g;                    /* f', i'/√K, 1/den [3][TOKEN_BLOCK] */
+    float *Qt, *Kt;              /* [LAT_SPAN_MAX][K]            */
+} rec_bufs;
+
+static rec_bufs rec_bufs_at(const lat_args *a, const rec_plan *p, int tid)
+{
+    const size_t K = (size_t)a->shape->K;
+    char *w = (char *)lat_work_slice(a, p->slice, tid);
+    rec_bufs b;
+    b.alpha = (float *)w, w += lat_align64(sizeof(float) * K);
+    b.kk = (float *)w, w += lat_align64(sizeof(float) * K);
+    b.qs = (float *)w, w += lat_align64(sizeof(float) * K);
+    b.Pn = (float *)w, w += lat_align64(sizeof(float) * K);
+    b.g = (float *)w, w += lat_align64(sizeof(float) * 3 * TOKEN_BLOCK);
+    b.Qt = (float *)w, w += lat_align64(sizeof(float) * LAT_SPAN_MAX * K);
+    b.Kt = (float *)w;
+    return b;
+}
+
+/* Tokens [t0, t1) of one item: the scan (f', i'/√K and the output scale
+ * 1/den of every token), then spans of the rescaled-state engine
+ * (lat_span.h) with the scalar decay f' — P(t) = Π f' = e^{Σ log f + m_{t0−1}
+ * − m_t}, k̃ = (i'/√K)/P · k, q̃ = (P/den) · q (the scale is known before C:
+ * no second pass over o). A token whose own f' is below the span bound takes
+ * the plain step. While a span runs the engine prefetches the same tokens'
+ * q, k, v and o rows of the next item nx (from token nt0) into L2. */
+static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, const rec_bufs *wb,
+                       const rec_item *nx, int nt0)
 {
     const lat_shape *s = a->shape;
     const int K = s->K, V = s->V, w = r->j1 - r->j0;
     const float *q = a->in[0], *k = a->in[1], *v = a->in[2];
-    const scan_out so = {g, g + TOKEN_BLOCK, g + 2 * TOKEN_BLOCK, NULL, NULL};
+    const size_t ldk = (size_t)s->H * (size_t)K, ldv = (size_t)s->H * (size_t)V; /* token strides */
+    const scan_out so = {wb->g, wb->g + TOKEN_BLOCK, wb->g + 2 * TOKEN_BLOCK, NULL, NULL};
     scan_tokens(s, a->in, r->b, r->h, t0, t1, TOKEN_BLOCK, r->m, r->n, &so); /* next block's rows */
-    for (int t = t0; t < t1; t++) {
-        const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K), iv = lat_idx_bthd(s, r->b, t, r->h, V);
-        if (t + PREFETCH_AHEAD < s->T) /* q and k rows: the scan just read them */
-            prefetch_floats(v + lat_idx_bthd(s, r->b, t + PREFETCH_AHEAD, r->h, V) + r->j0, w);
-        const float fp = so.fp[t - t0], ip = so.ip[t - t0], sc = so.inv[t - t0];
-        const float *kt = k + ik, *qt = q + ik;
-        for (int i = 0; i < K; i++) {
-            kk[i] = ip * kt[i];
-            qs[i] = sc * qt[i];
+    float *C = r->C + r->j0;
+    for (int t = t0; t < t1;) {
+        const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K), iv = lat_idx_bthd(s, r->b, t, r->h, V) + (size_t)r->j0;
+        const int u = t - t0;
+        const int n = lat_span_prep_scalar(K, t1 - t, so.fp + u, q + ik, ldk, so.inv + u, k + ik, ldk, so.ip + u,
+                                           wb->Qt, wb->Kt, wb->Pn);
+        if (n > 0) {
+            lat_span_pf pf = {.ns = 0};
+            const int tp = nt0 + (t - t0), np = tp + n <= s->T ? n : s->T - tp;
+            if (np > 0) {
+                const size_t pk = lat_idx_bthd(s, nx->b, tp, nx->h, K);
+                const size_t pv = lat_idx_bthd(s, nx->b, tp, nx->h, V) + (size_t)nx->j0;
+                const int kb = (int)sizeof(float) * K, vb = (int)sizeof(float) * (nx->j1 - nx->j0);
+                pf = (lat_span_pf){{{v + pv, 4 * ldv, np, vb, 0}, {a->out + pv, 4 * ldv, np, vb, 1},
+                                    {q + pk, 4 * ldk, np, kb, 0}, {k + pk, 4 * ldk, np, kb, 0}},
+                                   4};
+            }
+            lat_span_run(K, w, n, C, (size_t)V, wb->Qt, wb->Kt, (size_t)K, v + iv, ldv, a->out + iv, ldv, wb->Pn,
+                         &pf);
+            t += n;
+        } else {
+            const float fp = so.fp[u], ip = so.ip[u], sc = so.inv[u];
+            for (int i = 0; i < K; i++) {
+                wb->kk[i] = ip * k[ik + (size_t)i];
+                wb->qs[i] = sc * q[ik + (size_t)i];
+                wb->alpha[i] = fp;
+            }
+            lat_rec_step(K, w, C, (size_t)V, wb->alpha, wb->kk, v + iv, wb->qs, a->out + iv);
+            t += 1;
         }
-        const float *al = NULL; /* f' = 1 exactly when the decay branch won */
-        if (fp != 1.0f) {
-            for (int i = 0; i < K; i++)
-                alpha[i] = fp;
-            al = alpha;
-        }
-        float *o = a->out + iv + r->j0;
-        lat_rec_step(K, w, r->C + r->j0, (size_t)V, al, kk, v + iv + r->j0, qs, o);
     }
 }
 
@@ -342,10 +393,7 @@ static lat_status mlstm_recurrent(const lat_args *a)
 #pragma omp parallel num_threads(p.nt) if (p.nt > 1)
     {
         const int tid = lat_thread_id();
-        float *alpha = lat_work_slice(a, p.slice, tid);
-        float *kk = alpha + lat_align64(sizeof(float) * (size_t)K) / sizeof(float);
-        float *qs = kk + lat_align64(sizeof(float) * (size_t)K) / sizeof(float);
-        float *g = qs + lat_align64(sizeof(float) * (size_t)K) / sizeof(float);
+        const rec_bufs wb = rec_bufs_at(a, &p, tid);
         long lo, hi; /* this thread's items: value columns of one slice each */
         lat_split(p.items, tid, p.nt, &lo, &hi);
 
@@ -365,7 +413,10 @@ static lat_status mlstm_recurrent(const lat_args *a)
             const int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
             for (long it = lo; it < hi; it++) {
                 rec_item r = rec_item_at(a, &p, (int)it);
-                rec_tokens(a, &r, t0, t1, alpha, kk, qs, g);
+                /* rows to prefetch meanwhile: the next item's, this block or the next */
+                const int last = it + 1 == hi;
+                const rec_item nx = rec_item_at(a, &p, (int)(last ? lo : it + 1));
+                rec_tokens(a, &r, t0, t1, &wb, &nx, last ? t1 : t0);
             }
         }
         if (a->state_out)

@@ -11,7 +11,11 @@
  * Two engines:
  *   lat_rec_step   one token of the recurrence over a range of value columns,
  *                  output accumulators kept in registers (the recurrent and
- *                  decode forms of every method of the family);
+ *                  decode forms of the family; GLA, Mamba-2 and mLSTM run
+ *                  their recurrent forms on the rescaled-state span engine of
+ *                  lat_span.h, two FMAs per element and token instead of three
+ *                  FP ops, and use this step only for a token whose decay is
+ *                  below the span bound);
  *   lat_chunk_run  the whole chunkwise form of §0.4 over B·H slices: packing
  *                  and output are method callbacks, everything else (chunk-
  *                  local cumsums, intra-chunk scores with secondary chunking,
