@@ -37,9 +37,14 @@
  * Forms
  *   recurrent  token blocks of 32: projections a = x′Wᵀ for q and k by one
  *              lat_sgemm per block; per token key features by lat_vec_exp,
- *              fused rank-1 update + readout over V+1 columns (lat_rec_step,
- *              alpha = rescale factor only when the running max grows).
- *              4MK + 4M(V+1) FLOPs/token. Also the decode step.
+ *              fused rank-1 update + readout over the V value columns
+ *              (lat_rec_step, alpha = rescale factor only when the running
+ *              max grows), the normalizer column as a contiguous M-vector
+ *              (update + dot) beside it. 4MK + 4M(V+1) FLOPs/token. Also the
+ *              decode step. Bound: the M×V state (64 KiB at M = 256) does
+ *              not fit L1, every step streams it from L2; the projections
+ *              (half the FLOPs) pay OpenBLAS's packing of W per 32-token
+ *              block (≈ 1/3 of the GEMM time).
  *   chunk      GLA-family engine (impls/common/lat_chunk.c) with
  *              LAT_DECAY_SCALAR and the logw callback: row = col = c0 − c_t
  *              (≤ 0), i.e. the running-max rescale IS the engine's scalar
@@ -189,11 +194,11 @@ static void finish(const lat_shape *s, const float *O, const float *P, float sf,
 
 /* ---- recurrent form ------------------------------------------------------ */
 
-/* per-thread scratch floats: Ak, Aq (TB×M each), vx, ox (V+1), alpha (M) */
+/* per-thread scratch floats: Ak, Aq (TB×M each), vx, ox (V+1), alpha, z (M) */
 static size_t rec_slice(const lat_shape *s)
 {
     const size_t M = (size_t)s->features, V1 = (size_t)s->V + 1;
-    return sizeof(float) * (2 * lines(PF_TB * M) + 2 * lines(V1) + lines(M));
+    return sizeof(float) * (2 * lines(PF_TB * M) + 2 * lines(V1) + 2 * lines(M));
 }
 static int rec_threads(const lat_shape *s, int nt)
 {
@@ -213,9 +218,17 @@ static void rec_slice_run(const lat_args *a, int bh, float *st, float *scr)
     const int M = s->features, V = s->V, V1 = V + 1, T = s->T, b = bh / s->H, h = bh % s->H;
     const float *q = a->in[0], *k = a->in[1], *v = a->in[2], *W = a->in[3];
     float *Ak = scr, *Aq = Ak + lines(PF_TB * (size_t)M), *vx = Aq + lines(PF_TB * (size_t)M);
-    float *ox = vx + lines((size_t)V1), *alpha = ox + lines((size_t)V1);
+    float *ox = vx + lines((size_t)V1), *alpha = ox + lines((size_t)V1), *z = alpha + lines((size_t)M);
     float *U = st, *P = st + (size_t)M * V1, *c = st + st_len(s) - 1;
     int have = a->state_in != NULL;
+    /* causal: the normalizer column U[:][V] runs as a contiguous vector z
+     * (its own K-vector update and dot), and the step covers the V value
+     * columns only: with V + 1 = 65 columns the step's second pass over all
+     * M rows for one masked column cost ≈ 1/3 of the first (measured 10 % of
+     * the form). Same operations per element, z written back at the end. */
+    if (s->causal)
+        for (int i = 0; i < M; i++)
+            z[i] = U[(size_t)i * V1 + V];
     for (int t0 = 0; t0 < T; t0 += PF_TB) {
         const int n = T - t0 < PF_TB ? T - t0 : PF_TB;
         project(s, k, W, b, h, t0, n, Ak);
@@ -243,7 +256,14 @@ static void rec_slice_run(const lat_args *a, int bh, float *st, float *scr)
             if (s->causal) {
                 float *fq = Aq + (size_t)r * M;
                 const float sf = query_feat(s, fq, half_norm(s, q + lat_idx_bthd(s, b, t, h, s->K)));
-                lat_rec_step(M, V1, U, (size_t)V1, al, fk, vx, fq, ox);
+                lat_rec_step(M, V, U, (size_t)V1, al, fk, vx, fq, ox);
+                if (al)
+                    for (int i = 0; i < M; i++)
+                        z[i] = al[i] * z[i] + fk[i];
+                else
+                    for (int i = 0; i < M; i++)
+                        z[i] = z[i] + fk[i];
+                ox[V] = lat_vec_dot(fq, z, (size_t)M);
                 finish(s, ox, P, sf, a->out + lat_idx_bthd(s, b, t, h, V));
             } else {
                 if (al)
@@ -254,6 +274,9 @@ static void rec_slice_run(const lat_args *a, int bh, float *st, float *scr)
             }
         }
     }
+    if (s->causal)
+        for (int i = 0; i < M; i++)
+            U[(size_t)i * V1 + V] = z[i];
     if (!s->causal)
         for (int t0 = 0; t0 < T; t0 += PF_TB) {
             const int n = T - t0 < PF_TB ? T - t0 : PF_TB;

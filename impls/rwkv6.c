@@ -20,12 +20,16 @@
  *     fp32); u ~ U(−0.1, 1.1); r, k, v ~ N(0, 1).
  *
  * Forms
- *   recurrent  w = e^{−e^{w_raw}} (two lat_vec_exp over K) and the bonus
- *              coefficient β = Σ_i r_i u_i k_i for a block of 32 tokens, then
- *              per token one fused pass over the state rows — read-out of the
- *              previous state, decay, rank-1 update — with the outputs in
- *              registers (lat_rec_step_pre, impls/common/lat_step.c).
- *              5KV + 3K FLOPs/token + 2K exps.
+ *   recurrent  per token: w = e^{−e^{w_raw}} (two vector exps in registers)
+ *              and the bonus coefficient β = Σ_i r_i u_i k_i in one pass over
+ *              the token's rows (prefetched into L2 8 tokens ahead in the
+ *              thread's schedule), then one fused pass over the state rows —
+ *              read-out of the previous state, decay, rank-1 update — with
+ *              the outputs in registers (lat_rec_step_pre,
+ *              impls/common/lat_step.c). 5KV + 3K FLOPs/token + 2K exps.
+ *              Bound: the step (3 vector FP ops per state element for 5
+ *              FLOPs: ≤ 83 % of peak; 79 % measured alone in L1) plus the
+ *              gates' 8 exp16 per token (≈ 15 % of a step at K = V = 64).
  *              Also the decode step (T = 1, state in place).
  *   chunk      §7.5 (C = 64, c = 16) on the GLA-family engine (lat_chunk.c,
  *              LAT_DECAY_KEY) through a one-token shift: the engine sees the
@@ -47,8 +51,8 @@
  *              2C(K+V) + 4KV + 3K FLOPs/token (dense blocks) + ≈ 14K exps.
  * Memory: decode state K·V floats per slice (4·B·H·K·V bytes; Finch 1.6B:
  *   32 heads × 64 × 64 floats = 512 KiB per layer per sequence, constant in
- *   t). Workspace: recurrent 33K + 32 floats per thread + one K·V state
- *   per slice; chunk as lat_chunk_workspace.
+ *   t). Workspace: recurrent K floats per thread + one K·V state per
+ *   slice; chunk as lat_chunk_workspace.
  * Parallel axis: (b, h) slices; value columns (recurrent) or the engine's
  *   two-pass scheme (chunk) when B·H does not keep the threads evenly busy.
  * Defaults: head size 64 (K = V = D), chunk C = 64, subchunk c = 16 (fla
@@ -108,15 +112,22 @@ static inline float bonus_coef(const float *restrict r, const float *restrict u,
 
 /* ---- recurrent form ------------------------------------------------------ */
 
-/* Token rows of one head are H·K floats apart: the loads of the next token
- * block are prefetched while this one runs, and tokens are walked in blocks
- * over every item of the thread (see gla.c). */
+/* Tokens are walked in blocks of TOKEN_BLOCK over every item of the thread
+ * (see gla.c); within a block each token's gates are computed right before
+ * its step, from rows that were prefetched PREFETCH_AHEAD tokens earlier in
+ * the thread's schedule (the same item, or the next item's block when the
+ * current block ends). Token rows of one head are H·K floats apart, a stride
+ * the hardware prefetchers do not follow across pages. A separate gate pass
+ * over the whole token block (the previous layout) evicted the rows from L1
+ * before the steps read them again and stalled on its own loads: measured
+ * 1/3 of the form's time for ≈ 1/10 of its work. */
 #define TOKEN_BLOCK 32
+#define PREFETCH_AHEAD 8
 
 typedef struct rec_plan {
     int nt, nvb, items; /* threads, value-column blocks per slice, BH·nvb */
     int wpad;           /* row stride of a private column block (nvb > 1) */
-    size_t slice;       /* one thread's scratch: w and β of a token block, r ⊙ u */
+    size_t slice;       /* one thread's scratch: w of one token          */
 } rec_plan;
 
 static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
@@ -127,7 +138,7 @@ static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
     p.nvb = lat_rec_col_blocks(BH, s->V, p.nt);
     p.items = BH * p.nvb;
     p.wpad = 16 * (((s->V + 15) / 16 + p.nvb - 1) / p.nvb);
-    p.slice = (TOKEN_BLOCK + 1) * lat_align64(sizeof(float) * (size_t)s->K) + lat_align64(sizeof(float) * TOKEN_BLOCK);
+    p.slice = lat_align64(sizeof(float) * (size_t)s->K);
     return p;
 }
 
@@ -142,10 +153,13 @@ static size_t ws_recurrent(const lat_shape *s, int nthreads)
 }
 
 
+/* into L2 (prefetcht1): the rows of tokens t, t + 2, … and of the four
+ * inputs share L1 sets (2 KiB row stride), so rows prefetched into L1 are
+ * evicted by the state before use */
 static inline void prefetch_floats(const float *x, int n)
 {
     for (int i = 0; i < n; i += 16)
-        __builtin_prefetch(x + i);
+        __builtin_prefetch(x + i, 0, 2);
 }
 
 /* Value columns [j0, j1) of slice (b, h); S its working state (row stride
@@ -173,34 +187,73 @@ static rec_item rec_item_at(const lat_args *a, const rec_plan *p, int it, float 
     return r;
 }
 
-/* Tokens [t0, t1) of one item: first the decays w = e^{−e^{w_raw}} and the
- * bonus coefficients β of the whole token block (independent, vectorized,
- * many loads in flight), then the fused steps. */
-static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, float *restrict w,
-                       float *restrict beta, float *restrict tmp)
+/* The input rows of token t of item r (r, k, w_raw; v over its columns). */
+static inline void prefetch_token(const lat_args *a, const rec_item *r, int t)
+{
+    const lat_shape *s = a->shape;
+    const int K = s->K;
+    const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K);
+    const size_t iv = lat_idx_bthd(s, r->b, t, r->h, s->V) + (size_t)r->j0;
+    prefetch_floats(a->in[0] + ik, K), prefetch_floats(a->in[1] + ik, K), prefetch_floats(a->in[3] + ik, K);
+    prefetch_floats(a->in[2] + iv, r->j1 - r->j0);
+}
+
+/* w = e^{−e^{w_raw}} of one token into w[0..K); returns β = Σ_i r_i u_i k_i.
+ * One pass over the token's rows, the exps in registers. */
+static inline float token_gates(const float *restrict wr, const float *restrict rr, const float *restrict u,
+                                const float *restrict k, int K, float *restrict w)
+{
+    int i = 0;
+    float beta = 0.0f;
+#if defined(__AVX512F__)
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= K; i += 16) {
+        const __m512 lw = lat_exp16(_mm512_loadu_ps(wr + i)); /* −log w */
+        _mm512_storeu_ps(w + i, lat_exp16(_mm512_sub_ps(_mm512_setzero_ps(), lw)));
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(rr + i), _mm512_loadu_ps(u + i)),
+                              _mm512_loadu_ps(k + i), acc);
+    }
+    beta = _mm512_reduce_add_ps(acc);
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= K; i += 8) {
+        const __m256 lw = lat_exp8(_mm256_loadu_ps(wr + i));
+        _mm256_storeu_ps(w + i, lat_exp8(_mm256_sub_ps(_mm256_setzero_ps(), lw)));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(rr + i), _mm256_loadu_ps(u + i)),
+                              _mm256_loadu_ps(k + i), acc);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    for (int j = 0; j < 8; j++)
+        beta += lanes[j];
+#endif
+    for (; i < K; i++) {
+        w[i] = lat_expf(-lat_expf(wr[i]));
+        beta += rr[i] * u[i] * k[i];
+    }
+    return beta;
+}
+
+/* Tokens [t0, t1) of one item; nx, nt0: the item and first token the thread
+ * runs after this block (for the prefetches that cross the block's end).
+ * (Computing the gates one token ahead of the steps, to overlap their exp
+ * chains with a step, measured 12 % slower.) */
+static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, const rec_item *nx, int nt0,
+                       float *restrict w)
 {
     const lat_shape *s = a->shape;
     const int K = s->K, V = s->V, cols = r->j1 - r->j0;
-    const size_t ldw = lat_align64(sizeof(float) * (size_t)K) / sizeof(float);
     const float *rr = a->in[0], *k = a->in[1], *v = a->in[2], *wr = a->in[3];
     const float *u = a->in[4] + (size_t)r->h * K;
     for (int t = t0; t < t1; t++) {
-        const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K);
-        if (t + TOKEN_BLOCK < s->T) { /* this item's next token block */
-            const size_t pk = lat_idx_bthd(s, r->b, t + TOKEN_BLOCK, r->h, K);
-            const size_t pv = lat_idx_bthd(s, r->b, t + TOKEN_BLOCK, r->h, V) + (size_t)r->j0;
-            prefetch_floats(rr + pk, K), prefetch_floats(k + pk, K), prefetch_floats(wr + pk, K);
-            prefetch_floats(v + pv, cols);
-        }
-        float *wt = w + (size_t)(t - t0) * ldw;
-        log_decay(wt, wr + ik, K);
-        lat_vec_exp(wt, wt, (size_t)K); /* w = e^{log w} ∈ [0, 1) */
-        beta[t - t0] = bonus_coef(rr + ik, u, k + ik, tmp, K);
-    }
-    for (int t = t0; t < t1; t++) {
+        const int tp = t + PREFETCH_AHEAD;
+        if (tp < t1)
+            prefetch_token(a, r, tp);
+        else if (nt0 + tp - t1 < s->T)
+            prefetch_token(a, nx, nt0 + tp - t1);
         const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K), iv = lat_idx_bthd(s, r->b, t, r->h, V);
-        lat_rec_step_pre(K, cols, r->S, r->lds, w + (size_t)(t - t0) * ldw, k + ik, v + iv + r->j0, rr + ik,
-                         beta[t - t0], a->out + iv + r->j0);
+        const float beta = token_gates(wr + ik, rr + ik, u, k + ik, K, w);
+        lat_rec_step_pre(K, cols, r->S, r->lds, w, k + ik, v + iv + r->j0, rr + ik, beta, a->out + iv + r->j0);
     }
 }
 
@@ -219,8 +272,6 @@ static lat_status rwkv6_recurrent(const lat_args *a)
     {
         const int tid = lat_thread_id();
         float *w = lat_work_slice(a, p.slice, tid);
-        float *tmp = w + TOKEN_BLOCK * (lat_align64(sizeof(float) * (size_t)K) / sizeof(float));
-        float *beta = tmp + lat_align64(sizeof(float) * (size_t)K) / sizeof(float);
         long lo, hi; /* this thread's items */
         lat_split(p.items, tid, p.nt, &lo, &hi);
         for (long it = lo; it < hi; it++) { /* initial state (S0 = 0 when absent) */
@@ -233,7 +284,8 @@ static lat_status rwkv6_recurrent(const lat_args *a)
             const int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
             for (long it = lo; it < hi; it++) {
                 rec_item r = rec_item_at(a, &p, (int)it, slots, priv);
-                rec_tokens(a, &r, t0, t1, w, beta, tmp);
+                rec_item nx = rec_item_at(a, &p, (int)(it + 1 < hi ? it + 1 : lo), slots, priv);
+                rec_tokens(a, &r, t0, t1, &nx, it + 1 < hi ? t0 : t1, w);
             }
         }
         if (p.nvb > 1 && a->state_out) /* private column blocks back into place */
