@@ -30,13 +30,22 @@
  * Forms (per HGRN2 head = one n-channel group of a sweep head)
  *   recurrent  token by token: f = e^{g} and k = 1 − f for a block of 32
  *              tokens (one vector exp per gate, key by the series/1 − f
- *              select in registers), then per token the fused decay/update/
- *              read-out per state row with the outputs in registers
- *              (lat_rec_step); n < 16 runs a plain element-wise loop (n = 1:
- *              HGRN1). 5·K·n FLOPs/token per sweep head + K exps. Bound: the
- *              step (3 vector FP ops per element for 5 FLOPs, ≤ 83 % of peak,
- *              77 % alone in L1) and the input rows' misses (2 KiB row
- *              stride, 3 rows per token).
+ *              select in registers), then the block on the rescaled-state
+ *              span engine (impls/common/lat_span.h, as gla.c, decay f, key
+ *              1 − f): with the running product P(t) of f from the span
+ *              start, S̃ += ((1 − f) ⊘ P) iᵀ and o = (q ⊙ P)ᵀ S̃ — two FMAs
+ *              per state element, an 8 × 32 tile of S̃ in registers across
+ *              the span — and S = Diag(P(n)) S̃ at its end; a span ends before
+ *              any P_i drops below 2^−58, a token whose own f is below that
+ *              takes the plain fused step (lat_rec_step). While a span runs
+ *              the engine prefetches the next item's rows of the same tokens.
+ *              n < 16 runs a plain element-wise loop (n = 1: HGRN1).
+ *              5·K·n FLOPs/token per sweep head counted (executed ≈ 4Kn) + K
+ *              exps + K divisions. 1 thread, T = 8192, H = 8, D = 64 (loaded
+ *              machine, fastest rep): 21 ms ≈ 64 GFLOP/s ≈ 55 % of peak
+ *              (lat_rec_step: 28 ms). Bound: the span kernel (≈ 60 % of the
+ *              samples; alone in L1 it runs above the counted peak), then the
+ *              gates (exp + series, ≈ 11 %) and the span preparation (≈ 6 %).
  *              Also the decode step (T = 1, state in place).
  *   chunk      GLA's chunkwise form with secondary chunking (§2.5) on the
  *              GLA-family engine (lat_chunk.c, LAT_DECAY_KEY; fla runs HGRN2
@@ -48,8 +57,8 @@
  *   (fla's HGRN2 layer keeps [B,H,V,K], errata 2). 4·B·H·K·n bytes.
  * Memory: decode state 4·B·H·K·n bytes (K·n floats per sweep head; HG1:
  *   linear in n at fixed K, the inputs unchanged). Workspace: recurrent
- *   2·32·n floats per thread (f and 1 − f of a 32-token block) + one n×n
- *   state per group; chunk as lat_chunk_workspace with B·H·K/n slices.
+ *   4·32·n + n floats per thread (f, 1 − f, span q̃, k̃ of a 32-token block,
+ *   P(n)) + one n×n state per group; chunk as lat_chunk_workspace with B·H·K/n slices.
  * Parallel axis: the B·H·K/n groups; the recurrent form also splits value
  *   columns, the chunk form runs the engine's two-pass scheme, when the
  *   groups do not keep the threads evenly busy.
@@ -60,6 +69,7 @@
  *      build/latbench check --methods hgrn2
  */
 #include "common/lat_chunk.h"
+#include "common/lat_span.h"
 
 /* The harness's RNG (suites/harness/rng.c), for the custom gate generator. */
 
@@ -161,7 +171,7 @@ static void gen_log_forget(double *x, size_t count, const lat_shape *s, struct l
 typedef struct rec_plan {
     int nt, nvb, items; /* threads, value-column blocks per group, G·nvb */
     int wpad;           /* row stride of a private column block (nvb > 1) */
-    size_t slice;       /* one thread's scratch: f and 1 − f of a token block */
+    size_t slice;       /* one thread's scratch: f, 1 − f, span buffers    */
 } rec_plan;
 
 static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
@@ -172,7 +182,9 @@ static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
     p.nvb = n >= 16 ? lat_rec_col_blocks(G, n, p.nt) : 1;
     p.items = G * p.nvb;
     p.wpad = 16 * (((n + 15) / 16 + p.nvb - 1) / p.nvb);
-    p.slice = 2 * TOKEN_BLOCK * lat_align64(sizeof(float) * (size_t)n);
+    /* f, 1 − f of a token block; span q̃, k̃ [TOKEN_BLOCK][n]; P(n) [n] */
+    p.slice = 2 * TOKEN_BLOCK * lat_align64(sizeof(float) * (size_t)n) +
+              2 * lat_align64(sizeof(float) * TOKEN_BLOCK * (size_t)n) + lat_align64(sizeof(float) * (size_t)n);
     return p;
 }
 
@@ -271,30 +283,64 @@ static inline void token_gates(const float *restrict g, int n, float *restrict f
     }
 }
 
+/* One thread's scratch (see plan_recurrent). */
+typedef struct rec_bufs {
+    float *f, *key;     /* [TOKEN_BLOCK][ldn]: f = e^{g}, 1 − f */
+    float *Qt, *Kt, *Pn; /* span q̃, k̃ [TOKEN_BLOCK][n], P(n) [n] */
+} rec_bufs;
+
 /* Tokens [t0, t1) of one item: the gates f = e^{g} and keys 1 − f of the
- * whole token block first (vectorized, loads in flight), then the steps. */
-static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, float *restrict f,
-                       float *restrict key)
+ * whole token block first (vectorized, loads in flight), then n ≥ 16: spans
+ * of the rescaled-state engine (lat_span.h) with decay f and key 1 − f, a
+ * token whose own f is below the span bound by the plain fused step; the
+ * engine prefetches the same tokens' rows of the next item nx (from token
+ * nt0) meanwhile (see gla.c). n < 16: the element-wise step, prefetching
+ * this item's next token block. */
+static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, const rec_bufs *wb,
+                       const rec_item *nx, int nt0)
 {
     const lat_shape *s = a->shape;
     const int K = s->K, n = s->expand, w = r->j1 - r->j0;
-    const size_t ldn = lat_align64(sizeof(float) * (size_t)n) / sizeof(float);
+    const size_t ldn = lat_align64(sizeof(float) * (size_t)n) / sizeof(float), ldk = (size_t)s->H * (size_t)K;
     const float *q = a->in[0], *g = a->in[1], *x = a->in[2];
+    float *f = wb->f, *key = wb->key;
     for (int t = t0; t < t1; t++) {
         const size_t i0 = lat_idx_bthd(s, r->b, t, r->h, K) + (size_t)r->c * n;
-        if (t + TOKEN_BLOCK < s->T) { /* this item's next token block */
+        if (n < 16 && t + TOKEN_BLOCK < s->T) { /* this item's next token block */
             const size_t pk = lat_idx_bthd(s, r->b, t + TOKEN_BLOCK, r->h, K) + (size_t)r->c * n;
             prefetch_floats(q + pk, n), prefetch_floats(g + pk, n), prefetch_floats(x + pk + r->j0, w);
         }
         token_gates(g + i0, n, f + (size_t)(t - t0) * ldn, key + (size_t)(t - t0) * ldn);
     }
-    for (int t = t0; t < t1; t++) {
+    if (n < 16) {
+        for (int t = t0; t < t1; t++) {
+            const size_t i0 = lat_idx_bthd(s, r->b, t, r->h, K) + (size_t)r->c * n;
+            small_step(n, r->S, f + (size_t)(t - t0) * ldn, key + (size_t)(t - t0) * ldn, x + i0, q + i0,
+                       a->out + i0);
+        }
+        return;
+    }
+    for (int t = t0; t < t1;) {
         const size_t i0 = lat_idx_bthd(s, r->b, t, r->h, K) + (size_t)r->c * n;
         const float *ft = f + (size_t)(t - t0) * ldn, *kt = key + (size_t)(t - t0) * ldn;
-        if (n < 16)
-            small_step(n, r->S, ft, kt, x + i0, q + i0, a->out + i0);
-        else
+        const int m = lat_span_prep_alpha(n, t1 - t, ft, ldn, q + i0, ldk, 1.0f, kt, ldn, wb->Qt, wb->Kt, wb->Pn);
+        if (m > 0) {
+            lat_span_pf pf = {.ns = 0};
+            const int tp = nt0 + (t - t0), np = tp + m <= s->T ? m : s->T - tp;
+            if (np > 0) {
+                const size_t pk = lat_idx_bthd(s, nx->b, tp, nx->h, K) + (size_t)nx->c * n;
+                const int kb = (int)sizeof(float) * n, vb = (int)sizeof(float) * (nx->j1 - nx->j0);
+                pf = (lat_span_pf){{{g + pk, 4 * ldk, np, kb, 0}, {q + pk, 4 * ldk, np, kb, 0},
+                                    {x + pk + nx->j0, 4 * ldk, np, vb, 0}, {a->out + pk + nx->j0, 4 * ldk, np, vb, 1}},
+                                   4};
+            }
+            lat_span_run(n, w, m, r->S, r->lds, wb->Qt, wb->Kt, (size_t)n, x + i0 + r->j0, ldk,
+                         a->out + i0 + r->j0, ldk, wb->Pn, &pf);
+            t += m;
+        } else {
             lat_rec_step(n, w, r->S, r->lds, ft, kt, x + i0 + r->j0, q + i0, a->out + i0 + r->j0);
+            t += 1;
+        }
     }
 }
 
@@ -312,8 +358,12 @@ static lat_status hgrn2_recurrent(const lat_args *a)
 #pragma omp parallel num_threads(p.nt) if (p.nt > 1)
     {
         const int tid = lat_thread_id();
-        float *f = lat_work_slice(a, p.slice, tid);
-        float *key = f + TOKEN_BLOCK * (lat_align64(sizeof(float) * (size_t)n) / sizeof(float));
+        rec_bufs wb;
+        wb.f = lat_work_slice(a, p.slice, tid);
+        wb.key = wb.f + TOKEN_BLOCK * (lat_align64(sizeof(float) * (size_t)n) / sizeof(float));
+        wb.Qt = wb.key + TOKEN_BLOCK * (lat_align64(sizeof(float) * (size_t)n) / sizeof(float));
+        wb.Kt = wb.Qt + lat_align64(sizeof(float) * TOKEN_BLOCK * (size_t)n) / sizeof(float);
+        wb.Pn = wb.Kt + lat_align64(sizeof(float) * TOKEN_BLOCK * (size_t)n) / sizeof(float);
         long lo, hi; /* this thread's items */
         lat_split(p.items, tid, p.nt, &lo, &hi);
         for (long it = lo; it < hi; it++) { /* initial state (S0 = 0 when absent) */
@@ -326,7 +376,10 @@ static lat_status hgrn2_recurrent(const lat_args *a)
             const int t1 = t0 + TOKEN_BLOCK < T ? t0 + TOKEN_BLOCK : T;
             for (long it = lo; it < hi; it++) {
                 rec_item r = rec_item_at(a, &p, (int)it, slots, priv);
-                rec_tokens(a, &r, t0, t1, f, key);
+                /* rows to prefetch meanwhile: the next item's, this block or the next */
+                const int last = it + 1 == hi;
+                const rec_item nx = rec_item_at(a, &p, (int)(last ? lo : it + 1), slots, priv);
+                rec_tokens(a, &r, t0, t1, &wb, &nx, last ? t1 : t0);
             }
         }
         if (p.nvb > 1 && a->state_out) /* private column blocks back into place */

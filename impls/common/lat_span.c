@@ -60,6 +60,36 @@ int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, cons
     return t;
 }
 
+int lat_span_prep_alpha(int K, int nmax, const float *restrict alpha, size_t lda, const float *restrict q,
+                        size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
+                        float *restrict Kt, float *restrict Pn)
+{
+    if (nmax > LAT_SPAN_MAX)
+        nmax = LAT_SPAN_MAX;
+    for (int i = 0; i < K; i++)
+        Pn[i] = 1.0f;
+    int t = 0;
+    for (; t < nmax; t++) {
+        const float *at = alpha + (size_t)t * lda, *qt = q + (size_t)t * ldq, *kt = k + (size_t)t * ldk;
+        float *Qr = Qt + (size_t)t * (size_t)K, *Kr = Kt + (size_t)t * (size_t)K;
+        int below = 0;
+        for (int i = 0; i < K; i++) { /* P(t) in the Qt row first */
+            const float p = Pn[i] * at[i];
+            below |= !(p >= LAT_SPAN_PMIN); /* NaN counts as below */
+            Qr[i] = p;
+        }
+        if (below)
+            break;
+        for (int i = 0; i < K; i++) {
+            const float p = Qr[i];
+            Pn[i] = p;
+            Kr[i] = kt[i] / p;
+            Qr[i] = (qscale * qt[i]) * p;
+        }
+    }
+    return t;
+}
+
 int lat_span_prep_scalar(int K, int nmax, const float *restrict alpha, const float *restrict q,
                          size_t ldq, const float *restrict qs, const float *restrict k, size_t ldk,
                          const float *restrict ks, float *restrict Qt, float *restrict Kt,

@@ -79,6 +79,13 @@ int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, cons
                       size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
                       float *restrict Kt, float *restrict Pn);
 
+/* Per-key decays given as α itself (0 ≤ α ≤ 1, computed by the caller, e.g.
+ * HGRN2's forget gate f = e^{g} next to its key 1 − f): as
+ * lat_span_prep_key with token rows alpha + t·lda instead of e^{g}. */
+int lat_span_prep_alpha(int K, int nmax, const float *restrict alpha, size_t lda, const float *restrict q,
+                        size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
+                        float *restrict Kt, float *restrict Pn);
+
 /* Scalar decays alpha[t] (one per token): as above with P(t) = Π α, the
  * optional per-token scales qs[t] on q and ks[t] on k (NULL → 1):
  * Qt[t] = (qs_t·P(t))·q_t, Kt[t] = (ks_t / P(t))·k_t, Pn[0..K) = P(n). */
