@@ -213,6 +213,11 @@ static void causal_tokens(const lat_args *a, const rec_item *r, int t0, int t1, 
     }
     const size_t iv = lat_idx_bthd(s, r->b, t0, r->h, V) + (size_t)r->j0;
     float *o = a->out + iv;
+    if (t1 - t0 == 1) { /* one token (decode): the single-pass step, no span setup */
+        lat_rec_step(K, w, r->S, r->lds, NULL, fk, v + iv, fq, o);
+        lat_vec_scale(o, 1.0f / den[0], (size_t)w);
+        return;
+    }
     lat_span_pf pf = {.ns = 0};
     const int np = nt0 + (t1 - t0) <= s->T ? t1 - t0 : s->T - nt0;
     if (np > 0) {

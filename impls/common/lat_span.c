@@ -33,6 +33,8 @@ int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, cons
                       size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
                       float *restrict Kt, float *restrict Pn)
 {
+    if (nmax <= 1)
+        return 0; /* one token (decode): the caller's single-pass lat_rec_step is cheaper */
     if (nmax > LAT_SPAN_MAX)
         nmax = LAT_SPAN_MAX;
     for (int i = 0; i < K; i++)
@@ -64,6 +66,8 @@ int lat_span_prep_alpha(int K, int nmax, const float *restrict alpha, size_t lda
                         size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
                         float *restrict Kt, float *restrict Pn)
 {
+    if (nmax <= 1)
+        return 0; /* one token (decode): the caller's single-pass lat_rec_step is cheaper */
     if (nmax > LAT_SPAN_MAX)
         nmax = LAT_SPAN_MAX;
     for (int i = 0; i < K; i++)
@@ -95,6 +99,8 @@ int lat_span_prep_scalar(int K, int nmax, const float *restrict alpha, const flo
                          const float *restrict ks, float *restrict Qt, float *restrict Kt,
                          float *restrict Pn)
 {
+    if (nmax <= 1)
+        return 0; /* one token (decode): the caller's single-pass lat_rec_step is cheaper */
     if (nmax > LAT_SPAN_MAX)
         nmax = LAT_SPAN_MAX;
     float P = 1.0f;

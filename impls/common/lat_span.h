@@ -74,7 +74,8 @@ void lat_span_run(int K, int w, int n, float *restrict S, size_t lds, const floa
  * nmax tokens from token rows g + t·ldg, q + t·ldq, k + t·ldk ([K] each).
  * Fills Qt[t][i] = (qscale·q_{t,i})·P_i(t), Kt[t][i] = k_{t,i} / P_i(t) (row
  * stride K) and Pn = P(n); returns n, 0 when token 0 has a decay below
- * LAT_SPAN_PMIN. */
+ * LAT_SPAN_PMIN or nmax ≤ 1 (a lone token — a decode step — is cheaper as
+ * one lat_rec_step than as a span). The other preparations do the same. */
 int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, const float *restrict q,
                       size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
                       float *restrict Kt, float *restrict Pn);
