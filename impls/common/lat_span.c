@@ -19,6 +19,8 @@
  * lines per token step, lat_span_pf), so the next item's strided input rows
  * arrive without a burst of misses outside the register-resident work.
  */
+#include <string.h>
+
 #include "lat_span.h"
 
 #include <stdint.h>
@@ -28,6 +30,30 @@
 #endif
 
 /* ---- preparation (portable; the loops vectorize) ------------------------- */
+
+/* Token t of a per-key-decay span: Qr holds α_t on entry. P(t) = P(t−1)·α_t;
+ * returns 1 (and changes nothing the caller keeps) when some P_i(t) falls
+ * below LAT_SPAN_PMIN or is NaN, else writes Pn = P(t), Kr = k ⊘ P(t),
+ * Qr = (qscale·q) ⊙ P(t). */
+static inline int span_key_row(int K, float *restrict Qr, float *restrict Kr, float *restrict Pn,
+                               const float *restrict qt, const float *restrict kt, float qscale)
+{
+    int below = 0;
+    for (int i = 0; i < K; i++) {
+        const float p = Pn[i] * Qr[i];
+        below |= !(p >= LAT_SPAN_PMIN); /* NaN counts as below */
+        Qr[i] = p;
+    }
+    if (below)
+        return 1;
+    for (int i = 0; i < K; i++) {
+        const float p = Qr[i];
+        Pn[i] = p;
+        Kr[i] = kt[i] / p;
+        Qr[i] = (qscale * qt[i]) * p;
+    }
+    return 0;
+}
 
 int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, const float *restrict q,
                       size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
@@ -41,23 +67,10 @@ int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, cons
         Pn[i] = 1.0f;
     int t = 0;
     for (; t < nmax; t++) {
-        const float *qt = q + (size_t)t * ldq, *kt = k + (size_t)t * ldk;
         float *Qr = Qt + (size_t)t * (size_t)K, *Kr = Kt + (size_t)t * (size_t)K;
-        lat_vec_exp(Qr, g + (size_t)t * ldg, (size_t)K); /* α, then P(t), in the Qt row first */
-        int below = 0;
-        for (int i = 0; i < K; i++) {
-            const float p = Pn[i] * Qr[i];
-            below |= !(p >= LAT_SPAN_PMIN); /* NaN counts as below */
-            Qr[i] = p;
-        }
-        if (below)
+        lat_vec_exp(Qr, g + (size_t)t * ldg, (size_t)K); /* α_t = e^{g_t} */
+        if (span_key_row(K, Qr, Kr, Pn, q + (size_t)t * ldq, k + (size_t)t * ldk, qscale))
             break;
-        for (int i = 0; i < K; i++) {
-            const float p = Qr[i];
-            Pn[i] = p;
-            Kr[i] = kt[i] / p;
-            Qr[i] = (qscale * qt[i]) * p;
-        }
     }
     return t;
 }
@@ -74,22 +87,10 @@ int lat_span_prep_alpha(int K, int nmax, const float *restrict alpha, size_t lda
         Pn[i] = 1.0f;
     int t = 0;
     for (; t < nmax; t++) {
-        const float *at = alpha + (size_t)t * lda, *qt = q + (size_t)t * ldq, *kt = k + (size_t)t * ldk;
         float *Qr = Qt + (size_t)t * (size_t)K, *Kr = Kt + (size_t)t * (size_t)K;
-        int below = 0;
-        for (int i = 0; i < K; i++) { /* P(t) in the Qt row first */
-            const float p = Pn[i] * at[i];
-            below |= !(p >= LAT_SPAN_PMIN); /* NaN counts as below */
-            Qr[i] = p;
-        }
-        if (below)
+        memcpy(Qr, alpha + (size_t)t * lda, sizeof(float) * (size_t)K);
+        if (span_key_row(K, Qr, Kr, Pn, q + (size_t)t * ldq, k + (size_t)t * ldk, qscale))
             break;
-        for (int i = 0; i < K; i++) {
-            const float p = Qr[i];
-            Pn[i] = p;
-            Kr[i] = kt[i] / p;
-            Qr[i] = (qscale * qt[i]) * p;
-        }
     }
     return t;
 }
