@@ -49,13 +49,11 @@ static inline float lat_expf(float x)
 
 #if defined(__AVX512F__)
 #define LAT_VEC_WIDTH 16
-static inline __m512 lat_exp16(__m512 x)
+/* e^{xc} for xc already clamped to [−87, 88.72] (Cody–Waite reduction by
+ * ln 2, degree-6 polynomial, 2^n by scalef), 0 in the lanes not in keep:
+ * the core lat_exp16 and the tile engine's exp of x ≤ 0 share */
+static inline __m512 lat_exp16_core(__m512 xc, __mmask16 keep)
 {
-    const __m512 lo = _mm512_set1_ps(-87.3f), hi = _mm512_set1_ps(88.72f);
-    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_NGT_UQ) &
-                      _mm512_cmp_ps_mask(x, x, _CMP_ORD_Q);
-    __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
-    __m512 xc = _mm512_max_ps(_mm512_min_ps(x, hi), _mm512_set1_ps(-87.0f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
@@ -67,10 +65,18 @@ static inline __m512 lat_exp16(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512 res = _mm512_scalef_ps(p, n);
-    res = _mm512_mask_mov_ps(res, under, _mm512_setzero_ps());
-    res = _mm512_mask_mov_ps(res, over, _mm512_set1_ps(INFINITY));
-    return res;
+    return _mm512_maskz_scalef_ps(keep, p, n);
+}
+
+static inline __m512 lat_exp16(__m512 x)
+{
+    const __m512 lo = _mm512_set1_ps(-87.3f), hi = _mm512_set1_ps(88.72f);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_NGT_UQ) &
+                      _mm512_cmp_ps_mask(x, x, _CMP_ORD_Q);
+    __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
+    __m512 xc = _mm512_max_ps(_mm512_min_ps(x, hi), _mm512_set1_ps(-87.0f));
+    __m512 res = lat_exp16_core(xc, (__mmask16)~under);
+    return _mm512_mask_mov_ps(res, over, _mm512_set1_ps(INFINITY));
 }
 #endif
 
