@@ -192,12 +192,18 @@ static inline __m512 mb_exp16n(__m512 x, __m512 tab)
     return _mm512_maskz_fmadd_ps(live, sc, p, sc);
 }
 
+/* e^{−|x|} ∈ (0, 1]: the bounded exponential softplus and silu are built on */
+static inline __m512 mb_exp_negabs16(__m512 x, __m512 tab)
+{
+    return mb_exp16n(_mm512_min_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), x)), tab);
+}
+
 /* softplus(x), threshold 20: max(x, 0) + log1p(e), e = e^{−|x|} ∈ (0, 1],
  * log1p(e) = 2·atanh(s), s = e/(2 + e) ≤ 1/3, by its odd series to s^15
  * (truncation < 2e-9 relative), as softplus_vec of the portable path. */
 static inline __m512 mb_softplus16(__m512 x, __m512 tab)
 {
-    const __m512 e = mb_exp16n(_mm512_min_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), x)), tab);
+    const __m512 e = mb_exp_negabs16(x, tab);
     const __m512 sv = _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(2.0f), e));
     const __m512 s2 = _mm512_mul_ps(sv, sv);
     __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 15.0f), s2, _mm512_set1_ps(1.0f / 13.0f));
@@ -215,7 +221,7 @@ static inline __m512 mb_softplus16(__m512 x, __m512 tab)
  * below, from e = e^{−|z|} (never overflows). */
 static inline __m512 mb_silu16(__m512 z, __m512 tab)
 {
-    const __m512 e = mb_exp16n(_mm512_min_ps(z, _mm512_sub_ps(_mm512_setzero_ps(), z)), tab);
+    const __m512 e = mb_exp_negabs16(z, tab);
     const __m512 num = _mm512_mask_mov_ps(_mm512_set1_ps(1.0f), _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ), e);
     return _mm512_div_ps(_mm512_mul_ps(z, num), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
