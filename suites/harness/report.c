@@ -519,6 +519,16 @@ static void ctx_open(run_ctx *c, const char *dir)
     free(meta);
 }
 
+/* ctx_open, and the run's tables/ folder created for the writers */
+static void ctx_open_tables(run_ctx *c, const char *dir)
+{
+    ctx_open(c, dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tables", dir);
+    if (lat_mkdir_p(path) != 0)
+        lat_die(2, "report: cannot create %s: %s", path, strerror(errno));
+}
+
 static void ctx_close(run_ctx *c)
 {
     lat_table_free(&c->bench);
@@ -1629,11 +1639,7 @@ static void free_all(tb *t, int n)
 int lat_report_perf(const char *run_dir)
 {
     run_ctx c;
-    ctx_open(&c, run_dir);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/tables", run_dir);
-    if (lat_mkdir_p(path) != 0)
-        lat_die(2, "report: cannot create %s: %s", path, strerror(errno));
+    ctx_open_tables(&c, run_dir);
     tb t[3];
     int n = build_perf(&c, t);
     if (c.have_perf)
@@ -1646,11 +1652,7 @@ int lat_report_perf(const char *run_dir)
 int lat_report(const char *run_dir)
 {
     run_ctx c;
-    ctx_open(&c, run_dir);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/tables", run_dir);
-    if (lat_mkdir_p(path) != 0)
-        lat_die(2, "report: cannot create %s: %s", path, strerror(errno));
+    ctx_open_tables(&c, run_dir);
     if (!c.have_bench)
         fprintf(stderr, "%s: report: %s has no bench.csv; throughput, memory and scaling tables skipped\n", lat_prog,
                 run_dir);
