@@ -17,13 +17,18 @@
  *              (impls/common/lat_span.h): one scalar exp per (token, head)
  *              (ggml: dA outside the N loop); over a span of ≤ 32 tokens with
  *              the running product P(t) of e^{dt·A} (one number per token),
- *              S̃ += (dt/P · B) xᵀ and y = (P · C)ᵀ S̃ — two FMAs per state
- *              element, an 8-row × 32-column tile of S̃ in registers across
- *              the span — and S = P(n) S̃ once at its end; + D·x. A span ends
- *              before P drops below 2^−58; a token with e^{dt·A} below that
- *              (harsh dt, A) takes the plain fused step (lat_rec_step).
- *              5NP FLOPs/token/head counted. Also the decode step (T = 1,
- *              state in place).
+ *              S̃ += B ṽᵀ with ṽ = (dt/P)·x and y = P · (Cᵀ S̃) — two FMAs per
+ *              state element, an 8-row × 32-column tile of S̃ in registers
+ *              across the span — and S = P(n) S̃ once at its end; + D·x. The
+ *              per-token scalars ride on v and on the output, so the engine
+ *              reads k = B and q = C in place: no per-head copies of B and C
+ *              (2N floats per token and head written and reread), and the
+ *              rows stay in cache for all H/G heads of a group (at ggml's
+ *              shape, N = 128, H = 16: ≈ 1.2× faster, 76 → 92 % of peak on
+ *              2 threads, fastest of 300 reps at T = 1024). A span ends before P drops below 2^−58; a token with
+ *              e^{dt·A} below that (harsh dt, A) takes the plain fused step
+ *              (lat_rec_step). 5NP FLOPs/token/head counted. Also the decode
+ *              step (T = 1, state in place).
  *   chunk      the chunked SSD algorithm (§6.5) on the GLA-family engine
  *              (impls/common/lat_chunk.c), scalar decay: chunk-local fp64
  *              cumsums of dt·A; Y_diag = (L ∘ C (dt·B)ᵀ) X by GEMMs with the
@@ -44,9 +49,9 @@
  *              descriptor's `quadratic` flag stays 0 because the reference
  *              (the recurrence) is linear, so `check --long 65536` runs this
  *              form too (≈ 1.2e12 FLOPs, tens of seconds on 2 cores).
- * Memory: state N·P floats per slice. Workspace: recurrent 2N + P + 64 +
- *   2·64·N floats per thread (plain step, dt and e^{dt·A} of a token block,
- *   span q̃, k̃, P) + one state per slice when state_out is NULL; chunk, the
+ * Memory: state N·P floats per slice. Workspace: recurrent 2N + P + 96 +
+ *   32·P floats per thread (plain step, dt, e^{dt·A} and P(t) of a token
+ *   block, span ṽ, P(n)) + one state per slice when state_out is NULL; chunk, the
  *   engine's (≈ 5QN + 2QP + Q² floats per thread); parallel, 12 bytes per
  *   (b, h, t) (dt and the fp64 cumsum) + ≈ 2·128² + (H/G)·128·P floats per
  *   thread.
@@ -156,8 +161,8 @@ static inline size_t idx_bc(const lat_shape *s, int b, int t, int g)
 
 typedef struct rec_plan {
     int nt, nvb, items; /* threads, P-column blocks per slice, BH·nvb           */
-    size_t slice;       /* one thread's scratch: α [N], dt·x [P], dt and e^{dt·A}
-                           of a token block, span Qt, Kt [LAT_SPAN_MAX][N], P(n) [N] */
+    size_t slice;       /* one thread's scratch: α [N], dt·x [P], dt, e^{dt·A} and
+                           P(t) of a token block, span ṽ [TOKEN_BLOCK][P], P(n) [N] */
 } rec_plan;
 
 static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
@@ -169,7 +174,8 @@ static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
     p.items = BH * p.nvb;
     const size_t N = (size_t)s->n_state;
     p.slice = 2 * lat_align64(sizeof(float) * N) + lat_align64(sizeof(float) * (size_t)s->V) +
-              2 * lat_align64(sizeof(float) * TOKEN_BLOCK) + 2 * lat_align64(sizeof(float) * LAT_SPAN_MAX * N);
+              3 * lat_align64(sizeof(float) * TOKEN_BLOCK) +
+              lat_align64(sizeof(float) * TOKEN_BLOCK * (size_t)s->V);
     return p;
 }
 
@@ -204,9 +210,9 @@ static rec_item rec_item_at(const lat_args *a, const rec_plan *p, int it, float 
 
 /* One thread's scratch (see plan_recurrent). */
 typedef struct rec_bufs {
-    float *alpha, *xs, *Pn; /* plain step: α [N], dt·x [P]; span P(n) [N] */
-    float *dt, *dA;         /* [TOKEN_BLOCK]                              */
-    float *Qt, *Kt;         /* [LAT_SPAN_MAX][N]                          */
+    float *alpha, *xs, *Pn; /* plain step: α [N], dt·x [P]; span P(n) [N]     */
+    float *dt, *dA, *Pt;    /* [TOKEN_BLOCK]: dt, e^{dt·A}, span P(t)         */
+    float *vt;              /* [TOKEN_BLOCK][P]: span ṽ_t = (dt_t / P(t)) x_t */
 } rec_bufs;
 
 static rec_bufs rec_bufs_at(const lat_args *a, const rec_plan *p, int tid)
@@ -219,18 +225,53 @@ static rec_bufs rec_bufs_at(const lat_args *a, const rec_plan *p, int tid)
     b.xs = (float *)w, w += lat_align64(sizeof(float) * (size_t)a->shape->V);
     b.dt = (float *)w, w += lat_align64(sizeof(float) * TOKEN_BLOCK);
     b.dA = (float *)w, w += lat_align64(sizeof(float) * TOKEN_BLOCK);
-    b.Qt = (float *)w, w += lat_align64(sizeof(float) * LAT_SPAN_MAX * N);
-    b.Kt = (float *)w;
+    b.Pt = (float *)w, w += lat_align64(sizeof(float) * TOKEN_BLOCK);
+    b.vt = (float *)w;
     return b;
 }
 
+/* Span preparation, scalar decay: the longest span of at most nmax tokens
+ * from token t (dA, dt of the block from t), P(u) = Π_{s ≤ u} e^{dt_s·A} in
+ * fp32 into Pt, ṽ_u = (dt_u / P(u)) x_u (w columns) into vt [u][w], P(n) into
+ * Pn [N]; returns n, 0 for a lone token or one whose decay is below the span
+ * bound (as lat_span_prep_scalar, whose per-token weights these are: the
+ * scalars dt/P and P ride on v and on the output instead of on k and q, so
+ * that k = B and q = C are read in place, shared by the heads of a group). */
+static int rec_span_prep(int N, int w, int nmax, const float *restrict dA, const float *restrict dt,
+                         const float *restrict x, size_t ldx, float *restrict Pt, float *restrict vt,
+                         float *restrict Pn)
+{
+    if (nmax <= 1)
+        return 0;
+    if (nmax > TOKEN_BLOCK)
+        nmax = TOKEN_BLOCK;
+    float P = 1.0f;
+    int n = 0;
+    for (; n < nmax; n++) {
+        const float p = P * dA[n];
+        if (!(p >= LAT_SPAN_PMIN))
+            break;
+        P = p;
+        Pt[n] = p;
+        const float f = dt[n] / p;
+        const float *xu = x + (size_t)n * ldx;
+        float *vu = vt + (size_t)n * (size_t)w;
+        for (int j = 0; j < w; j++)
+            vu[j] = f * xu[j];
+    }
+    for (int i = 0; i < N; i++)
+        Pn[i] = P;
+    return n;
+}
+
 /* Tokens [t0, t1) of one item: dt and e^{dt·A} of the block, then spans of
- * the rescaled-state engine (lat_span.h: q = C, k̃ = dt·B / P, v = x, scalar
- * P), + D·x; a token whose own decay is below the span bound (dt·A < −40,
- * e.g. harsh dt) takes the plain step. While a span runs the engine
- * prefetches the same tokens' rows of the next item nx (from token nt0; rows
- * are H·P floats apart, a stride the hardware prefetchers do not follow)
- * into L2. */
+ * the rescaled-state engine (lat_span.h with k = B, q = C read in place,
+ * v = ṽ = (dt/P) x, scalar P; the engine's output times P(t), + D·x); a
+ * token whose own decay is below the span bound (dt·A < −40, e.g. harsh dt)
+ * takes the plain step. While a span runs the engine prefetches the same
+ * tokens' rows of the next item nx (from token nt0; rows are H·P floats
+ * apart, a stride the hardware prefetchers do not follow) into L2 — B and C
+ * only when nx reads other rows of them (another block or group). */
 static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, const rec_bufs *wb,
                        const rec_item *nx, int nt0)
 {
@@ -247,8 +288,8 @@ static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, con
     }
     for (int t = t0; t < t1;) {
         const size_t ix = lat_idx_bthd(s, r->b, t, r->h, P) + (size_t)r->j0, ig = idx_bc(s, r->b, t, g);
-        const int n = lat_span_prep_scalar(N, t1 - t, wb->dA + (t - t0), Cm + ig, ldbc, NULL, Bm + ig, ldbc,
-                                           wb->dt + (t - t0), wb->Qt, wb->Kt, wb->Pn);
+        const int n = rec_span_prep(N, w, t1 - t, wb->dA + (t - t0), wb->dt + (t - t0), x + ix, ldx, wb->Pt,
+                                    wb->vt, wb->Pn);
         float *o = a->out + ix;
         if (n > 0) {
             lat_span_pf pf = {.ns = 0};
@@ -257,17 +298,17 @@ static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, con
                 const size_t px = lat_idx_bthd(s, nx->b, tp, nx->h, P) + (size_t)nx->j0;
                 const size_t pg = idx_bc(s, nx->b, tp, group_of(s, nx->h));
                 const int nb = (int)sizeof(float) * N, wbytes = (int)sizeof(float) * (nx->j1 - nx->j0);
-                pf = (lat_span_pf){{{Bm + pg, 4 * ldbc, np, nb, 0}, {Cm + pg, 4 * ldbc, np, nb, 0},
-                                    {x + px, 4 * ldx, np, wbytes, 0}, {a->out + px, 4 * ldx, np, wbytes, 1},
-                                    {dtr + lat_idx_bth(s, nx->b, tp, nx->h), 4 * (size_t)s->H, np, 4, 0}},
-                                   5};
+                pf = (lat_span_pf){{{x + px, 4 * ldx, np, wbytes, 0}, {a->out + px, 4 * ldx, np, wbytes, 1},
+                                    {dtr + lat_idx_bth(s, nx->b, tp, nx->h), 4 * (size_t)s->H, np, 4, 0},
+                                    {Bm + pg, 4 * ldbc, np, nb, 0}, {Cm + pg, 4 * ldbc, np, nb, 0}},
+                                   pg == ig ? 3 : 5};
             }
-            lat_span_run(N, w, n, S, (size_t)P, wb->Qt, wb->Kt, (size_t)N, x + ix, ldx, o, ldx, wb->Pn, &pf);
+            lat_span_run(N, w, n, S, (size_t)P, Cm + ig, Bm + ig, ldbc, wb->vt, (size_t)w, o, ldx, wb->Pn, &pf);
             for (int u = 0; u < n; u++) {
                 float *ou = o + (size_t)u * ldx;
-                const float *xu = x + ix + (size_t)u * ldx;
+                const float *xu = x + ix + (size_t)u * ldx, pu = wb->Pt[u];
                 for (int j = 0; j < w; j++)
-                    ou[j] += Dh * xu[j];
+                    ou[j] = pu * ou[j] + Dh * xu[j];
             }
             t += n;
         } else {
