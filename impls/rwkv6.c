@@ -20,17 +20,30 @@
  *     fp32); u ~ U(−0.1, 1.1); r, k, v ~ N(0, 1).
  *
  * Forms
- *   recurrent  per token: w = e^{−e^{w_raw}} (two vector exps in registers)
- *              and the bonus coefficient β = Σ_i r_i u_i k_i in one pass over
- *              the token's rows (prefetched into L2 8 tokens ahead in the
- *              thread's schedule), then one fused pass over the state rows —
- *              read-out of the previous state, decay, rank-1 update — with
- *              the outputs in registers (lat_rec_step_pre,
- *              impls/common/lat_step.c). 5KV + 3K FLOPs/token + 2K exps.
- *              Bound: the step (3 vector FP ops per state element for 5
- *              FLOPs: ≤ 83 % of peak; 79 % measured alone in L1) plus the
- *              gates' 8 exp16 per token (≈ 15 % of a step at K = V = 64).
- *              Also the decode step (T = 1, state in place).
+ *   recurrent  token by token on the rescaled-state span engine in its
+ *              read-before-update form (impls/common/lat_span.h,
+ *              lat_span_run_pre): over a span of ≤ 32 tokens with the running
+ *              per-key decay product P(t) = Π_{s ≤ t} w_s, the read-out
+ *              o_t = (r_t ⊙ P(t−1))ᵀ S̃ + β_t v_t comes first, then
+ *              S̃ += (k_t ⊘ P(t)) v_tᵀ — two FMAs per state element and token,
+ *              an 8-row × 32-column tile of S̃ in registers across the span —
+ *              and S = Diag(P(n)) S̃ once at its end. No decay is ever divided
+ *              out (a read-after-update kernel with a 1/w correction would
+ *              cancel as w → 0): the span ends before any P_i drops below
+ *              2^−58, and a token whose own w is below that (w = 0 included,
+ *              harsh gates) or a lone token (decode, T = 1) takes the fused
+ *              plain step (lat_rec_step_pre, impls/common/lat_step.c:
+ *              read-out of the previous state, decay, rank-1 update in one
+ *              pass). Gates: w = e^{−e^{w_raw}} for the whole token block
+ *              first (two vector exps per key, independent chains), then per
+ *              token β = Σ_i r_i u_i k_i, P, r ⊙ P(t−1) and k ⊘ P(t) (one
+ *              division per key) in the span preparation. 5KV + 3K
+ *              FLOPs/token counted (executed ≈ 4KV + V + 6K, + KV/n for the
+ *              rescale) + 2K exps + K divisions. Bound (perf, K = V = 64):
+ *              the engine ≈ 70 % of the form's time, a sixth of it stalled
+ *              at its prefetches of the strided input rows (without them
+ *              1.45× slower), and the preparation ≈ 25 %, 60 % of that the
+ *              8 exp16 per token.
  *   chunk      §7.5 (C = 64, c = 16) on the GLA-family engine (lat_chunk.c,
  *              LAT_DECAY_KEY) through a one-token shift: the engine sees the
  *              query r_t with the key, value and log-decay of token t − 1
@@ -51,8 +64,10 @@
  *              2C(K+V) + 4KV + 3K FLOPs/token (dense blocks) + ≈ 14K exps.
  * Memory: decode state K·V floats per slice (4·B·H·K·V bytes; Finch 1.6B:
  *   32 heads × 64 × 64 floats = 512 KiB per layer per sequence, constant in
- *   t). Workspace: recurrent K floats per thread + one K·V state per
- *   slice; chunk as lat_chunk_workspace.
+ *   t). Workspace: recurrent, per thread the block's decays (32·K floats),
+ *   2K + 32 (P, β) and the span's q̃, k̃ (2·64·K) floats, plus one K·V
+ *   scratch state per slice (used when state_out is NULL); chunk as
+ *   lat_chunk_workspace.
  * Parallel axis: (b, h) slices; value columns (recurrent) or the engine's
  *   two-pass scheme (chunk) when B·H does not keep the threads evenly busy.
  * Defaults: head size 64 (K = V = D), chunk C = 64, subchunk c = 16 (fla
@@ -60,6 +75,7 @@
  * Run: build/latbench run --method rwkv6 --form chunk --B 1 --T 4096 --H 8 --D 64 --threads 2
  *      build/latbench check --methods rwkv6
  */
+#include "common/lat_span.h"
 #include "common/lat_step.h"
 
 /* ---- shapes and models --------------------------------------------------- */
@@ -113,22 +129,17 @@ static inline float bonus_coef(const float *restrict r, const float *restrict u,
 /* ---- recurrent form ------------------------------------------------------ */
 
 /* Tokens are walked in blocks of TOKEN_BLOCK over every item of the thread
- * (see gla.c); within a block each token's gates are computed right before
- * its step, from rows that were prefetched PREFETCH_AHEAD tokens earlier in
- * the thread's schedule (the same item, or the next item's block when the
- * current block ends). Token rows of one head are H·K floats apart, a stride
- * the hardware prefetchers do not follow across pages. A separate gate pass
- * over the whole token block (the previous layout) evicted the rows from L1
- * before the steps read them again and stalled on its own loads: measured
- * 1/3 of the form's time for ≈ 1/10 of its work. */
-#define TOKEN_BLOCK 32
-#define PREFETCH_AHEAD 8
+ * (see gla.c), a time step's rows (H·K floats apart) read together. */
+#define TOKEN_BLOCK 32 /* also the longest span (≤ LAT_SPAN_MAX) */
 
 typedef struct rec_plan {
     int nt, nvb, items; /* threads, value-column blocks per slice, BH·nvb */
     int wpad;           /* row stride of a private column block (nvb > 1) */
-    size_t slice;       /* one thread's scratch: w of one token          */
+    size_t slice;       /* bytes of one thread's scratch (rec_bufs)       */
 } rec_plan;
+
+/* Floats of n elements, rounded up to whole cache lines (64 B = 16 floats). */
+static size_t lines(size_t n) { return lat_align64(n * sizeof(float)) / sizeof(float); }
 
 static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
 {
@@ -138,7 +149,11 @@ static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
     p.nvb = lat_rec_col_blocks(BH, s->V, p.nt);
     p.items = BH * p.nvb;
     p.wpad = 16 * (((s->V + 15) / 16 + p.nvb - 1) / p.nvb);
-    p.slice = lat_align64(sizeof(float) * (size_t)s->K);
+    /* w of a block [TOKEN_BLOCK][K], two P buffers [K], β [LAT_SPAN_MAX],
+     * span Qt, Kt [LAT_SPAN_MAX][K] */
+    const size_t K = (size_t)s->K;
+    p.slice = sizeof(float) * (lines((size_t)TOKEN_BLOCK * K) + 2 * lines(K) + lines(LAT_SPAN_MAX) +
+                               2 * lines((size_t)LAT_SPAN_MAX * K));
     return p;
 }
 
@@ -150,16 +165,6 @@ static size_t ws_recurrent(const lat_shape *s, int nthreads)
     size_t priv = p.nvb > 1 ? (size_t)p.items * lat_align64(sizeof(float) * (size_t)s->K * (size_t)p.wpad) : 0;
     return p.slice * (size_t)p.nt +
            (size_t)s->B * (size_t)s->H * lat_align64(sizeof(float) * (size_t)s->K * (size_t)s->V) + priv;
-}
-
-
-/* into L2 (prefetcht1): the rows of tokens t, t + 2, … and of the four
- * inputs share L1 sets (2 KiB row stride), so rows prefetched into L1 are
- * evicted by the state before use */
-static inline void prefetch_floats(const float *x, int n)
-{
-    for (int i = 0; i < n; i += 16)
-        __builtin_prefetch(x + i, 0, 2);
 }
 
 /* Value columns [j0, j1) of slice (b, h); S its working state (row stride
@@ -187,73 +192,162 @@ static rec_item rec_item_at(const lat_args *a, const rec_plan *p, int it, float 
     return r;
 }
 
-/* The input rows of token t of item r (r, k, w_raw; v over its columns). */
-static inline void prefetch_token(const lat_args *a, const rec_item *r, int t)
+/* One thread's scratch (see plan_recurrent). */
+typedef struct rec_bufs {
+    float *W;      /* [TOKEN_BLOCK][K] decays w of the token block     */
+    float *P[2];   /* [K] running products P(t−1), P(t) (swapped)     */
+    float *bt;     /* [LAT_SPAN_MAX] bonus coefficients β             */
+    float *Qt, *Kt; /* [LAT_SPAN_MAX][K] r ⊙ P(t−1), k ⊘ P(t)          */
+} rec_bufs;
+
+static rec_bufs rec_bufs_at(const lat_args *a, const rec_plan *p, int tid)
 {
-    const lat_shape *s = a->shape;
-    const int K = s->K;
-    const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K);
-    const size_t iv = lat_idx_bthd(s, r->b, t, r->h, s->V) + (size_t)r->j0;
-    prefetch_floats(a->in[0] + ik, K), prefetch_floats(a->in[1] + ik, K), prefetch_floats(a->in[3] + ik, K);
-    prefetch_floats(a->in[2] + iv, r->j1 - r->j0);
+    const size_t K = (size_t)a->shape->K;
+    rec_bufs b;
+    b.W = lat_work_slice(a, p->slice, tid);
+    b.P[0] = b.W + lines((size_t)TOKEN_BLOCK * K);
+    b.P[1] = b.P[0] + lines(K);
+    b.bt = b.P[1] + lines(K);
+    b.Qt = b.bt + lines(LAT_SPAN_MAX);
+    b.Kt = b.Qt + lines((size_t)LAT_SPAN_MAX * K);
+    return b;
 }
 
-/* w = e^{−e^{w_raw}} of one token into w[0..K); returns β = Σ_i r_i u_i k_i.
- * One pass over the token's rows, the exps in registers. */
-static inline float token_gates(const float *restrict wr, const float *restrict rr, const float *restrict u,
-                                const float *restrict k, int K, float *restrict w)
+/* w = e^{−e^{w_raw}} of one token into w[0..K), the exps in registers. The
+ * outer exponent −e^{w_raw} is ≤ 0 (or NaN): lat_exp16's clamp, polynomial
+ * and scaling (lat_exp16_core, the same values) without its overflow and
+ * NaN lanes (x ≤ −87.3 → 0, as lat_exp16; NaN → 0, as lat_exp16 of the
+ * clamped e^{NaN}). */
+static inline void token_decays(const float *restrict wr, int K, float *restrict w)
+{
+    int i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= K; i += 16) {
+        const __m512 x = _mm512_sub_ps(_mm512_setzero_ps(), lat_exp16(_mm512_loadu_ps(wr + i))); /* log w */
+        const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GT_OQ);
+        _mm512_storeu_ps(w + i, lat_exp16_core(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), keep));
+    }
+#elif defined(__AVX2__) && defined(__FMA__)
+    for (; i + 8 <= K; i += 8) {
+        const __m256 lw = lat_exp8(_mm256_loadu_ps(wr + i));
+        _mm256_storeu_ps(w + i, lat_exp8(_mm256_sub_ps(_mm256_setzero_ps(), lw)));
+    }
+#endif
+    for (; i < K; i++)
+        w[i] = lat_expf(-lat_expf(wr[i]));
+}
+
+/* β = Σ_i r_i u_i k_i of one token. */
+static inline float token_bonus(const float *restrict rr, const float *restrict u, const float *restrict k, int K)
 {
     int i = 0;
     float beta = 0.0f;
 #if defined(__AVX512F__)
     __m512 acc = _mm512_setzero_ps();
-    for (; i + 16 <= K; i += 16) {
-        const __m512 lw = lat_exp16(_mm512_loadu_ps(wr + i)); /* −log w */
-        _mm512_storeu_ps(w + i, lat_exp16(_mm512_sub_ps(_mm512_setzero_ps(), lw)));
+    for (; i + 16 <= K; i += 16)
         acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(rr + i), _mm512_loadu_ps(u + i)),
                               _mm512_loadu_ps(k + i), acc);
-    }
     beta = _mm512_reduce_add_ps(acc);
 #elif defined(__AVX2__) && defined(__FMA__)
     __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= K; i += 8) {
-        const __m256 lw = lat_exp8(_mm256_loadu_ps(wr + i));
-        _mm256_storeu_ps(w + i, lat_exp8(_mm256_sub_ps(_mm256_setzero_ps(), lw)));
+    for (; i + 8 <= K; i += 8)
         acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(rr + i), _mm256_loadu_ps(u + i)),
                               _mm256_loadu_ps(k + i), acc);
-    }
     float lanes[8];
     _mm256_storeu_ps(lanes, acc);
     for (int j = 0; j < 8; j++)
         beta += lanes[j];
 #endif
-    for (; i < K; i++) {
-        w[i] = lat_expf(-lat_expf(wr[i]));
+    for (; i < K; i++)
         beta += rr[i] * u[i] * k[i];
-    }
     return beta;
 }
 
-/* Tokens [t0, t1) of one item; nx, nt0: the item and first token the thread
- * runs after this block (for the prefetches that cross the block's end).
- * (Computing the gates one token ahead of the steps, to overlap their exp
- * chains with a step, measured 12 % slower.) */
-static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, const rec_item *nx, int nt0,
-                       float *restrict w)
+/* Span preparation for the read-before-update engine (lat_span_run_pre):
+ * the longest span of at most min(nmax, LAT_SPAN_MAX) tokens from decay rows
+ * W + t·K and token rows rr, k + t·ld with every running product P_i(t) =
+ * Π_{s ≤ t} w_{s,i} ≥ LAT_SPAN_PMIN. Fills Qt[t] = r_t ⊙ P(t−1) (P(−1) =
+ * 1), Kt[t] = k_t ⊘ P(t) (one correctly rounded division, as
+ * lat_span_prep_key), bt[t] = β_t, and *Pn = P(n). Returns n; 0 for a lone
+ * token (nmax ≤ 1, a decode step) or when token 0's own decay is below the
+ * bound (w = 0 included), bt[0] then holds token 0's β for the plain step. */
+static int span_prep(int K, int nmax, const float *restrict W, const float *restrict rr, const float *restrict u,
+                     const float *restrict k, size_t ld, const rec_bufs *wb, const float **Pn)
+{
+    if (nmax <= 1) { /* one token (decode): the plain step is cheaper */
+        wb->bt[0] = token_bonus(rr, u, k, K);
+        return 0;
+    }
+    if (nmax > LAT_SPAN_MAX)
+        nmax = LAT_SPAN_MAX;
+    float *P = wb->P[0], *Pt = wb->P[1]; /* P(t−1), P(t) */
+    for (int i = 0; i < K; i++)
+        P[i] = 1.0f;
+    int t = 0;
+    for (; t < nmax; t++) {
+        const float *rt = rr + (size_t)t * ld, *kt = k + (size_t)t * ld, *wt = W + (size_t)t * (size_t)K;
+        wb->bt[t] = token_bonus(rt, u, kt, K);
+        int below = 0;
+        for (int i = 0; i < K; i++) {
+            const float p = P[i] * wt[i];
+            below |= !(p >= LAT_SPAN_PMIN); /* NaN counts as below */
+            Pt[i] = p;
+        }
+        if (below)
+            break;
+        float *Qr = wb->Qt + (size_t)t * (size_t)K, *Kr = wb->Kt + (size_t)t * (size_t)K;
+        for (int i = 0; i < K; i++) {
+            Qr[i] = rt[i] * P[i];
+            Kr[i] = kt[i] / Pt[i];
+        }
+        float *x = P;
+        P = Pt, Pt = x;
+    }
+    *Pn = P;
+    return t;
+}
+
+/* Tokens [t0, t1) of one item: spans of the rescaled-state engine in its
+ * read-before-update form (lat_span_run_pre); a lone token or one whose own
+ * decay is below the span bound takes the fused plain step
+ * (lat_rec_step_pre: read-out, decay, update in one pass). While a span
+ * runs, the engine prefetches the same tokens' rows of the next item nx
+ * (from token nt0) into L2: rows of one head are H·K floats apart, a stride
+ * the hardware prefetchers do not follow across pages. */
+static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, const rec_bufs *wb,
+                       const rec_item *nx, int nt0)
 {
     const lat_shape *s = a->shape;
     const int K = s->K, V = s->V, cols = r->j1 - r->j0;
     const float *rr = a->in[0], *k = a->in[1], *v = a->in[2], *wr = a->in[3];
     const float *u = a->in[4] + (size_t)r->h * K;
-    for (int t = t0; t < t1; t++) {
-        const int tp = t + PREFETCH_AHEAD;
-        if (tp < t1)
-            prefetch_token(a, r, tp);
-        else if (nt0 + tp - t1 < s->T)
-            prefetch_token(a, nx, nt0 + tp - t1);
-        const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K), iv = lat_idx_bthd(s, r->b, t, r->h, V);
-        const float beta = token_gates(wr + ik, rr + ik, u, k + ik, K, w);
-        lat_rec_step_pre(K, cols, r->S, r->lds, w, k + ik, v + iv + r->j0, rr + ik, beta, a->out + iv + r->j0);
+    const size_t ldk = (size_t)s->H * (size_t)K, ldv = (size_t)s->H * (size_t)V; /* token strides */
+    /* decays of the whole block first: independent exp chains, each computed once */
+    for (int t = t0; t < t1; t++)
+        token_decays(wr + lat_idx_bthd(s, r->b, t, r->h, K), K, wb->W + (size_t)(t - t0) * (size_t)K);
+    for (int t = t0; t < t1;) {
+        const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K), iv = lat_idx_bthd(s, r->b, t, r->h, V) + (size_t)r->j0;
+        const float *Pn, *wt = wb->W + (size_t)(t - t0) * (size_t)K;
+        const int n = span_prep(K, t1 - t, wt, rr + ik, u, k + ik, ldk, wb, &Pn);
+        if (n > 0) {
+            lat_span_pf pf = {.ns = 0};
+            const int tp = nt0 + (t - t0), np = tp + n <= s->T ? n : s->T - tp;
+            if (np > 0) {
+                const size_t pk = lat_idx_bthd(s, nx->b, tp, nx->h, K);
+                const size_t pv = lat_idx_bthd(s, nx->b, tp, nx->h, V) + (size_t)nx->j0;
+                const int kb = (int)sizeof(float) * K, vb = (int)sizeof(float) * (nx->j1 - nx->j0);
+                pf = (lat_span_pf){{{wr + pk, 4 * ldk, np, kb, 0}, {k + pk, 4 * ldk, np, kb, 0},
+                                    {rr + pk, 4 * ldk, np, kb, 0}, {v + pv, 4 * ldv, np, vb, 0},
+                                    {a->out + pv, 4 * ldv, np, vb, 1}},
+                                   5};
+            }
+            lat_span_run_pre(K, cols, n, r->S, r->lds, wb->Qt, wb->Kt, (size_t)K, wb->bt, v + iv, ldv,
+                             a->out + iv, ldv, Pn, &pf);
+            t += n;
+        } else {
+            lat_rec_step_pre(K, cols, r->S, r->lds, wt, k + ik, v + iv, rr + ik, wb->bt[0], a->out + iv);
+            t += 1;
+        }
     }
 }
 
@@ -271,7 +365,7 @@ static lat_status rwkv6_recurrent(const lat_args *a)
 #pragma omp parallel num_threads(p.nt) if (p.nt > 1)
     {
         const int tid = lat_thread_id();
-        float *w = lat_work_slice(a, p.slice, tid);
+        const rec_bufs wb = rec_bufs_at(a, &p, tid);
         long lo, hi; /* this thread's items */
         lat_split(p.items, tid, p.nt, &lo, &hi);
         for (long it = lo; it < hi; it++) { /* initial state (S0 = 0 when absent) */
@@ -285,7 +379,7 @@ static lat_status rwkv6_recurrent(const lat_args *a)
             for (long it = lo; it < hi; it++) {
                 rec_item r = rec_item_at(a, &p, (int)it, slots, priv);
                 rec_item nx = rec_item_at(a, &p, (int)(it + 1 < hi ? it + 1 : lo), slots, priv);
-                rec_tokens(a, &r, t0, t1, &nx, it + 1 < hi ? t0 : t1, w);
+                rec_tokens(a, &r, t0, t1, &wb, &nx, it + 1 < hi ? t0 : t1);
             }
         }
         if (p.nvb > 1 && a->state_out) /* private column blocks back into place */

@@ -15,6 +15,11 @@
  * on the recurrence's 5KV FLOPs per token (118 % of the 117.5 peak, the FMA
  * pipes ≈ 94 % busy), lat_rec_step 96 GFLOP/s (its 3 FP ops per element
  * keep the pipes ≈ 98 % busy: it cannot go faster).
+ * The read-before-update tiles (lat_span_run_pre, RWKV-6) are the same
+ * code with the two FMAs of a row swapped (acc += Qt·S̃ first, then
+ * S̃ += Kt·v: the read-out leaves the update's dependency chain) and the
+ * first row tile's sum started at β_t·v_t instead of 0; the PRE = 0
+ * instances compile to the same FP instruction sequence as before.
  * While the tiles run, the kernel also issues the caller's prefetches (two
  * lines per token step, lat_span_pf), so the next item's strided input rows
  * arrive without a burst of misses outside the register-resident work.
@@ -182,12 +187,11 @@ static inline void pf_finish(pf_cursor *c)
 #if defined(__AVX512F__)
 
 /* Tile of R rows × U·16 columns (last vector masked by ml). */
-#define SPAN_TILE(R, U)                                                                         \
-    static void span_tile_##R##_##U(int n, float *restrict S, size_t lds, const float *restrict Qt, \
-                                    const float *restrict Kt, size_t ldqk,                      \
-                                    const float *restrict v, size_t ldv, float *restrict o,     \
-                                    size_t ldo, const float *restrict Pn, int first,            \
-                                    __mmask16 ml, pf_cursor *pc)                                \
+#define SPAN_TILE(R, U, PRE, NAME)                                                              \
+    static void NAME(int n, float *restrict S, size_t lds, const float *restrict Qt,            \
+                     const float *restrict Kt, size_t ldqk, const float *restrict bt,           \
+                     const float *restrict v, size_t ldv, float *restrict o, size_t ldo,        \
+                     const float *restrict Pn, int first, __mmask16 ml, pf_cursor *pc)          \
     {                                                                                           \
         __m512 s[R][U];                                                                         \
         _Pragma("GCC unroll 16")                                                                \
@@ -206,15 +210,22 @@ static inline void pf_finish(pf_cursor *c)
             for (int u = 0; u < U; u++) {                                                       \
                 const __mmask16 m = u == U - 1 ? ml : 0xFFFF;                                   \
                 vv[u] = _mm512_maskz_loadu_ps(m, vt + 16 * u);                                  \
-                acc[u] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, ot + 16 * u);   \
+                acc[u] = !first ? _mm512_maskz_loadu_ps(m, ot + 16 * u)                         \
+                         : PRE && bt ? _mm512_mul_ps(_mm512_set1_ps(bt[t]), vv[u])              \
+                                     : _mm512_setzero_ps();                                     \
             }                                                                                   \
             _Pragma("GCC unroll 16")                                                            \
             for (int r = 0; r < R; r++) {                                                       \
                 const __m512 kr = _mm512_set1_ps(kt[r]), qr = _mm512_set1_ps(qt[r]);            \
                 _Pragma("GCC unroll 16")                                                        \
                 for (int u = 0; u < U; u++) {                                                   \
-                    s[r][u] = _mm512_fmadd_ps(kr, vv[u], s[r][u]);                              \
-                    acc[u] = _mm512_fmadd_ps(qr, s[r][u], acc[u]);                              \
+                    if (PRE) { /* read the state before the token's update */                  \
+                        acc[u] = _mm512_fmadd_ps(qr, s[r][u], acc[u]);                          \
+                        s[r][u] = _mm512_fmadd_ps(kr, vv[u], s[r][u]);                          \
+                    } else {                                                                    \
+                        s[r][u] = _mm512_fmadd_ps(kr, vv[u], s[r][u]);                          \
+                        acc[u] = _mm512_fmadd_ps(qr, s[r][u], acc[u]);                          \
+                    }                                                                           \
                 }                                                                               \
             }                                                                                   \
             _Pragma("GCC unroll 16")                                                            \
@@ -230,39 +241,48 @@ static inline void pf_finish(pf_cursor *c)
                                       Pn ? _mm512_mul_ps(pr, s[r][u]) : s[r][u]);               \
         }                                                                                       \
     }
-SPAN_TILE(8, 2)
-SPAN_TILE(8, 1)
-SPAN_TILE(4, 2)
-SPAN_TILE(4, 1)
-SPAN_TILE(1, 2)
-SPAN_TILE(1, 1)
+SPAN_TILE(8, 2, 0, span_tile_8_2)
+SPAN_TILE(8, 1, 0, span_tile_8_1)
+SPAN_TILE(4, 2, 0, span_tile_4_2)
+SPAN_TILE(4, 1, 0, span_tile_4_1)
+SPAN_TILE(1, 2, 0, span_tile_1_2)
+SPAN_TILE(1, 1, 0, span_tile_1_1)
+SPAN_TILE(8, 2, 1, span_pre_8_2)
+SPAN_TILE(8, 1, 1, span_pre_8_1)
+SPAN_TILE(4, 2, 1, span_pre_4_2)
+SPAN_TILE(4, 1, 1, span_pre_4_1)
+SPAN_TILE(1, 2, 1, span_pre_1_2)
+SPAN_TILE(1, 1, 1, span_pre_1_1)
 #undef SPAN_TILE
 
 typedef void (*span_tile_fn)(int, float *restrict, size_t, const float *restrict, const float *restrict,
-                             size_t, const float *restrict, size_t, float *restrict, size_t,
-                             const float *restrict, int, __mmask16, pf_cursor *);
+                             size_t, const float *restrict, const float *restrict, size_t, float *restrict,
+                             size_t, const float *restrict, int, __mmask16, pf_cursor *);
 
-void lat_span_run(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
-                  const float *restrict Kt, size_t ldqk, const float *restrict v, size_t ldv,
-                  float *restrict o, size_t ldo, const float *restrict Pn, const lat_span_pf *pf)
+/* Both entry points: pre selects the read-before-update tiles (bt: their
+ * bonus coefficients, NULL → none). */
+static inline void span_run(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
+                            const float *restrict Kt, size_t ldqk, const float *restrict bt,
+                            const float *restrict v, size_t ldv, float *restrict o, size_t ldo,
+                            const float *restrict Pn, const lat_span_pf *pf, int pre)
 {
     pf_cursor pc;
     pf_init(&pc, pf);
     for (int j0 = 0; j0 < w; j0 += 32) {
         const int cols = w - j0 < 32 ? w - j0 : 32, U = cols > 16 ? 2 : 1;
         const __mmask16 ml = (__mmask16)((1u << (cols - 16 * (U - 1))) - 1u);
-        const span_tile_fn f8 = U == 2 ? span_tile_8_2 : span_tile_8_1;
-        const span_tile_fn f4 = U == 2 ? span_tile_4_2 : span_tile_4_1;
-        const span_tile_fn f1 = U == 2 ? span_tile_1_2 : span_tile_1_1;
+        const span_tile_fn f8 = pre ? (U == 2 ? span_pre_8_2 : span_pre_8_1) : (U == 2 ? span_tile_8_2 : span_tile_8_1);
+        const span_tile_fn f4 = pre ? (U == 2 ? span_pre_4_2 : span_pre_4_1) : (U == 2 ? span_tile_4_2 : span_tile_4_1);
+        const span_tile_fn f1 = pre ? (U == 2 ? span_pre_1_2 : span_pre_1_1) : (U == 2 ? span_tile_1_2 : span_tile_1_1);
         int i0 = 0;
         for (; i0 + 8 <= K; i0 += 8)
-            f8(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, v + j0, ldv, o + j0, ldo,
+            f8(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, bt, v + j0, ldv, o + j0, ldo,
                Pn ? Pn + i0 : NULL, i0 == 0, ml, &pc);
         for (; i0 + 4 <= K; i0 += 4)
-            f4(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, v + j0, ldv, o + j0, ldo,
+            f4(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, bt, v + j0, ldv, o + j0, ldo,
                Pn ? Pn + i0 : NULL, i0 == 0, ml, &pc);
         for (; i0 < K; i0++)
-            f1(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, v + j0, ldv, o + j0, ldo,
+            f1(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, bt, v + j0, ldv, o + j0, ldo,
                Pn ? Pn + i0 : NULL, i0 == 0, ml, &pc);
     }
     pf_finish(&pc);
@@ -277,12 +297,11 @@ static inline __m256i span_mask8(int r) /* first r (0..8) lanes set */
 }
 
 /* Tile of R rows × 16 columns (two vectors, masked by m[]). */
-#define SPAN_TILE(R)                                                                            \
-    static void span_tile_##R(int n, float *restrict S, size_t lds, const float *restrict Qt,   \
-                              const float *restrict Kt, size_t ldqk, const float *restrict v,   \
-                              size_t ldv, float *restrict o, size_t ldo,                        \
-                              const float *restrict Pn, int first, const __m256i m[2],          \
-                              pf_cursor *pc)                                                    \
+#define SPAN_TILE(R, PRE, NAME)                                                                 \
+    static void NAME(int n, float *restrict S, size_t lds, const float *restrict Qt,            \
+                     const float *restrict Kt, size_t ldqk, const float *restrict bt,           \
+                     const float *restrict v, size_t ldv, float *restrict o, size_t ldo,        \
+                     const float *restrict Pn, int first, const __m256i m[2], pf_cursor *pc)    \
     {                                                                                           \
         __m256 s[R][2];                                                                         \
         _Pragma("GCC unroll 16")                                                                \
@@ -299,15 +318,22 @@ static inline __m256i span_mask8(int r) /* first r (0..8) lanes set */
             _Pragma("GCC unroll 16")                                                            \
             for (int u = 0; u < 2; u++) {                                                       \
                 vv[u] = _mm256_maskload_ps(vt + 8 * u, m[u]);                                   \
-                acc[u] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(ot + 8 * u, m[u]);    \
+                acc[u] = !first ? _mm256_maskload_ps(ot + 8 * u, m[u])                          \
+                         : PRE && bt ? _mm256_mul_ps(_mm256_set1_ps(bt[t]), vv[u])              \
+                                     : _mm256_setzero_ps();                                     \
             }                                                                                   \
             _Pragma("GCC unroll 16")                                                            \
             for (int r = 0; r < R; r++) {                                                       \
                 const __m256 kr = _mm256_broadcast_ss(kt + r), qr = _mm256_broadcast_ss(qt + r); \
                 _Pragma("GCC unroll 16")                                                        \
                 for (int u = 0; u < 2; u++) {                                                   \
-                    s[r][u] = _mm256_fmadd_ps(kr, vv[u], s[r][u]);                              \
-                    acc[u] = _mm256_fmadd_ps(qr, s[r][u], acc[u]);                              \
+                    if (PRE) { /* read the state before the token's update */                  \
+                        acc[u] = _mm256_fmadd_ps(qr, s[r][u], acc[u]);                          \
+                        s[r][u] = _mm256_fmadd_ps(kr, vv[u], s[r][u]);                          \
+                    } else {                                                                    \
+                        s[r][u] = _mm256_fmadd_ps(kr, vv[u], s[r][u]);                          \
+                        acc[u] = _mm256_fmadd_ps(qr, s[r][u], acc[u]);                          \
+                    }                                                                           \
                 }                                                                               \
             }                                                                                   \
             _Pragma("GCC unroll 16")                                                            \
@@ -323,13 +349,18 @@ static inline __m256i span_mask8(int r) /* first r (0..8) lanes set */
                                     Pn ? _mm256_mul_ps(pr, s[r][u]) : s[r][u]);                 \
         }                                                                                       \
     }
-SPAN_TILE(4)
-SPAN_TILE(1)
+SPAN_TILE(4, 0, span_tile_4)
+SPAN_TILE(1, 0, span_tile_1)
+SPAN_TILE(4, 1, span_pre_4)
+SPAN_TILE(1, 1, span_pre_1)
 #undef SPAN_TILE
 
-void lat_span_run(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
-                  const float *restrict Kt, size_t ldqk, const float *restrict v, size_t ldv,
-                  float *restrict o, size_t ldo, const float *restrict Pn, const lat_span_pf *pf)
+/* Both entry points: pre selects the read-before-update tiles (bt: their
+ * bonus coefficients, NULL → none). */
+static inline void span_run(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
+                            const float *restrict Kt, size_t ldqk, const float *restrict bt,
+                            const float *restrict v, size_t ldv, float *restrict o, size_t ldo,
+                            const float *restrict Pn, const lat_span_pf *pf, int pre)
 {
     pf_cursor pc;
     pf_init(&pc, pf);
@@ -342,33 +373,41 @@ void lat_span_run(int K, int w, int n, float *restrict S, size_t lds, const floa
         }
         int i0 = 0;
         for (; i0 + 4 <= K; i0 += 4)
-            span_tile_4(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, v + j0, ldv, o + j0,
-                        ldo, Pn ? Pn + i0 : NULL, i0 == 0, m, &pc);
+            (pre ? span_pre_4 : span_tile_4)(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, bt,
+                                             v + j0, ldv, o + j0, ldo, Pn ? Pn + i0 : NULL, i0 == 0, m, &pc);
         for (; i0 < K; i0++)
-            span_tile_1(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, v + j0, ldv, o + j0,
-                        ldo, Pn ? Pn + i0 : NULL, i0 == 0, m, &pc);
+            (pre ? span_pre_1 : span_tile_1)(n, S + (size_t)i0 * lds + j0, lds, Qt + i0, Kt + i0, ldqk, bt,
+                                             v + j0, ldv, o + j0, ldo, Pn ? Pn + i0 : NULL, i0 == 0, m, &pc);
     }
     pf_finish(&pc);
 }
 
 #else
 
-void lat_span_run(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
-                  const float *restrict Kt, size_t ldqk, const float *restrict v, size_t ldv,
-                  float *restrict o, size_t ldo, const float *restrict Pn, const lat_span_pf *pf)
+static inline void span_run(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
+                            const float *restrict Kt, size_t ldqk, const float *restrict bt,
+                            const float *restrict v, size_t ldv, float *restrict o, size_t ldo,
+                            const float *restrict Pn, const lat_span_pf *pf, int pre)
 {
     pf_cursor pc;
     pf_init(&pc, pf);
     pf_finish(&pc);
     for (int t = 0; t < n; t++)
         for (int j = 0; j < w; j++)
-            o[(size_t)t * ldo + (size_t)j] = 0.0f;
+            o[(size_t)t * ldo + (size_t)j] = pre && bt ? bt[t] * v[(size_t)t * ldv + (size_t)j] : 0.0f;
     for (int i = 0; i < K; i++) { /* one state row through the whole span */
         float *Si = S + (size_t)i * lds;
         for (int t = 0; t < n; t++) {
             const float kti = Kt[(size_t)t * ldqk + (size_t)i], qti = Qt[(size_t)t * ldqk + (size_t)i];
             const float *vt = v + (size_t)t * ldv;
             float *ot = o + (size_t)t * ldo;
+            if (pre) {
+                for (int j = 0; j < w; j++) { /* read the state before the token's update */
+                    ot[j] += qti * Si[j];
+                    Si[j] += kti * vt[j];
+                }
+                continue;
+            }
             for (int j = 0; j < w; j++) {
                 const float s = Si[j] + kti * vt[j];
                 Si[j] = s;
@@ -382,3 +421,18 @@ void lat_span_run(int K, int w, int n, float *restrict S, size_t lds, const floa
 }
 
 #endif
+
+void lat_span_run(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
+                  const float *restrict Kt, size_t ldqk, const float *restrict v, size_t ldv,
+                  float *restrict o, size_t ldo, const float *restrict Pn, const lat_span_pf *pf)
+{
+    span_run(K, w, n, S, lds, Qt, Kt, ldqk, NULL, v, ldv, o, ldo, Pn, pf, 0);
+}
+
+void lat_span_run_pre(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
+                      const float *restrict Kt, size_t ldqk, const float *restrict bt,
+                      const float *restrict v, size_t ldv, float *restrict o, size_t ldo,
+                      const float *restrict Pn, const lat_span_pf *pf)
+{
+    span_run(K, w, n, S, lds, Qt, Kt, ldqk, bt, v, ldv, o, ldo, Pn, pf, 1);
+}

@@ -30,6 +30,10 @@
  *         n = lat_span_prep_key(…) / lat_span_prep_scalar(…)   (≤ LAT_SPAN_MAX)
  *         n == 0 ? lat_rec_step(token t), t += 1
  *                : lat_span_run(n tokens), t += n
+ * Read-before-update recurrences (RWKV-6: o_t = r_tᵀ S_{t−1} + bonus)
+ * use lat_span_run_pre with q̃_t = q_t ⊙ P(t−1) and their own preparation
+ * (impls/rwkv6.c), the same span bound and plain-step fallback
+ * (lat_rec_step_pre).
  * Paths: AVX-512 (8 rows × 32 columns in registers), AVX2+FMA (4 rows × 16
  * columns), portable C; chosen at build time like lat_vec.h.
  */
@@ -68,6 +72,22 @@ typedef struct lat_span_pf {
 void lat_span_run(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
                   const float *restrict Kt, size_t ldqk, const float *restrict v, size_t ldv,
                   float *restrict o, size_t ldo, const float *restrict Pn, const lat_span_pf *pf);
+
+/* Read-before-update variant (RWKV-6: o_t = r_tᵀ S_{t−1} + β_t v_t, then
+ * S_t = Diag(α_t) S_{t−1} + k_t v_tᵀ). With Qt[t] = q̃_t = q_t ⊙ P(t−1)
+ * (P(−1) = 1: the decays BEFORE token t) and Kt[t] = k̃_t = k_t ⊘ P(t) as
+ * above, bt[t] = β_t (NULL → 0):
+ *     o_t = β_t v_t + Σ_i Qt[t][i] · (S + Σ_{s < t} Kt[s] v_sᵀ)_i,
+ *     S  ← Diag(Pn) (S + Σ_{t < n} Kt[t] v_tᵀ),
+ * the same two FMAs per state element and token, the read-out first (and
+ * off the update's dependency chain). The bonus is added first, to the
+ * first row tile's partial sum (one multiply per token and column). Every
+ * factor is a product of decays ≤ 1, so no token's decay is ever divided
+ * out: a decay of 0 ends a span like any P below LAT_SPAN_PMIN. */
+void lat_span_run_pre(int K, int w, int n, float *restrict S, size_t lds, const float *restrict Qt,
+                      const float *restrict Kt, size_t ldqk, const float *restrict bt,
+                      const float *restrict v, size_t ldv, float *restrict o, size_t ldo,
+                      const float *restrict Pn, const lat_span_pf *pf);
 
 /* Per-key decays given as log-decays g ≤ 0 (GLA's log-gates; α = e^{g} by
  * lat_vec_exp, so α underflowing to 0 is fine): the longest span of at most
