@@ -214,18 +214,15 @@ static rec_bufs rec_bufs_at(const lat_args *a, const rec_plan *p, int tid)
 }
 
 /* w = e^{−e^{w_raw}} of one token into w[0..K), the exps in registers. The
- * outer exponent −e^{w_raw} is ≤ 0 (or NaN): lat_exp16's clamp, polynomial
- * and scaling (lat_exp16_core, the same values) without its overflow and
- * NaN lanes (x ≤ −87.3 → 0, as lat_exp16; NaN → 0, as lat_exp16 of the
- * clamped e^{NaN}). */
+ * outer exponent −e^{w_raw} is ≤ 0 (or NaN): lat_exp16_neg, lat_exp16's
+ * values without its overflow lanes (NaN → 0). */
 static inline void token_decays(const float *restrict wr, int K, float *restrict w)
 {
     int i = 0;
 #if defined(__AVX512F__)
     for (; i + 16 <= K; i += 16) {
-        const __m512 x = _mm512_sub_ps(_mm512_setzero_ps(), lat_exp16(_mm512_loadu_ps(wr + i))); /* log w */
-        const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GT_OQ);
-        _mm512_storeu_ps(w + i, lat_exp16_core(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), keep));
+        const __m512 lw = _mm512_sub_ps(_mm512_setzero_ps(), lat_exp16(_mm512_loadu_ps(wr + i))); /* log w */
+        _mm512_storeu_ps(w + i, lat_exp16_neg(lw));
     }
 #elif defined(__AVX2__) && defined(__FMA__)
     for (; i + 8 <= K; i += 8) {

@@ -430,15 +430,6 @@ static void at_gemm(int nv, int m, int nk, const float *A, size_t ai, size_t ak,
     }
 }
 
-/* lat_exp16 for x ≤ 0 or −∞ (the shifted scores and m_old − m_new): the
- * same clamp, polynomial and scaling, so the same values, without the
- * overflow and NaN lanes that cannot occur here (x ≤ −87.3 → 0) */
-static inline __m512 at_exp16_neg(__m512 x)
-{
-    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GT_OQ);
-    return lat_exp16_core(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), keep);
-}
-
 /* Online update of lanes [r0, r0 + 16·nv) with the scores st [nc][ld]
  * (−∞ where masked): the same steps and exp as at_update, one vector of
  * queries at a time; α is left in t->al for the P·V product. */
@@ -460,14 +451,14 @@ static void at_update_fast(at_acc *t, int r0, int nv, int nc)
         const __m512 m_new = _mm512_max_ps(mx0, mx1), ninf = _mm512_set1_ps(-INFINITY);
         const __m512 sh = _mm512_mask_mov_ps(m_new, _mm512_cmp_ps_mask(m_new, ninf, _CMP_EQ_OQ),
                                              _mm512_setzero_ps());
-        const __m512 alpha = at_exp16_neg(_mm512_sub_ps(m_old, sh)); /* −∞ → α = 0 */
+        const __m512 alpha = lat_exp16_neg(_mm512_sub_ps(m_old, sh)); /* −∞ → α = 0 */
         _mm512_storeu_ps(t->m + r, m_new);
         _mm512_storeu_ps(t->al + r, alpha);
         __m512 l0 = _mm512_mul_ps(_mm512_loadu_ps(t->l + r), alpha), l1 = _mm512_setzero_ps();
         for (c = 0; c + 2 <= nc; c += 2) {
             float *p0 = st + (size_t)c * ld, *p1 = p0 + ld;
-            const __m512 e0 = at_exp16_neg(_mm512_sub_ps(_mm512_loadu_ps(p0), sh));
-            const __m512 e1 = at_exp16_neg(_mm512_sub_ps(_mm512_loadu_ps(p1), sh));
+            const __m512 e0 = lat_exp16_neg(_mm512_sub_ps(_mm512_loadu_ps(p0), sh));
+            const __m512 e1 = lat_exp16_neg(_mm512_sub_ps(_mm512_loadu_ps(p1), sh));
             _mm512_storeu_ps(p0, e0);
             _mm512_storeu_ps(p1, e1);
             l0 = _mm512_add_ps(l0, e0);
@@ -475,7 +466,7 @@ static void at_update_fast(at_acc *t, int r0, int nv, int nc)
         }
         if (c < nc) {
             float *p0 = st + (size_t)c * ld;
-            const __m512 e0 = at_exp16_neg(_mm512_sub_ps(_mm512_loadu_ps(p0), sh));
+            const __m512 e0 = lat_exp16_neg(_mm512_sub_ps(_mm512_loadu_ps(p0), sh));
             _mm512_storeu_ps(p0, e0);
             l0 = _mm512_add_ps(l0, e0);
         }

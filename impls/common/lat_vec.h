@@ -78,6 +78,15 @@ static inline __m512 lat_exp16(__m512 x)
     __m512 res = lat_exp16_core(xc, (__mmask16)~under);
     return _mm512_mask_mov_ps(res, over, _mm512_set1_ps(INFINITY));
 }
+
+/* lat_exp16 for x ≤ 0 or −∞ (shifted scores, log-decays): the same clamp,
+ * polynomial and scaling, so the same values, without the overflow and NaN
+ * lanes that cannot occur there (x ≤ −87.3 → 0) */
+static inline __m512 lat_exp16_neg(__m512 x)
+{
+    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GT_OQ);
+    return lat_exp16_core(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), keep);
+}
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__)
