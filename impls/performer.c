@@ -35,23 +35,40 @@
  * Then Num|R = (1/M)(f_Qᵀ U + ε_f (Σ_r f_Q,r) P), f_Q = M^{1/2} φ_Q.
  *
  * Forms
- *   recurrent  token blocks of 32: projections a = x′Wᵀ for q and k by one
- *              lat_sgemm per block; per token key features by lat_vec_exp,
- *              fused rank-1 update + readout over the V value columns
- *              (lat_rec_step, alpha = rescale factor only when the running
- *              max grows), the normalizer column as a contiguous M-vector
- *              (update + dot) beside it. 4MK + 4M(V+1) FLOPs/token. Also the
- *              decode step. Bound: the M×V state (64 KiB at M = 256) does
- *              not fit L1, every step streams it from L2; the projections
- *              (half the FLOPs) pay OpenBLAS's packing of W per 32-token
- *              block (≈ 1/3 of the GEMM time).
+ *   recurrent  token blocks of 32: projections a = x′Wᵀ for q and k by a
+ *              register-tiled kernel on W packed once per call (project,
+ *              AVX-512; lat_sgemm otherwise and for T < 32); per token the
+ *              key offset and features (lat_vec_exp); then the block as
+ *              spans of the rescaled-state engine (impls/common/lat_span.h)
+ *              with the running-max rescale e^{c_old − c_new} as the scalar
+ *              decay: the span keeps the state at its start offset c0, so
+ *              k̃_t = e^{a − n − c0} and q̃_t = e^{c0 − c_t} f_Q (one exp each,
+ *              no division), an 8 × 32 tile of U in registers over the span
+ *              (two FMAs per state element and token), the normalizer column
+ *              as a contiguous M-vector z̃ beside it, U, z ← e^{c0 − c_end}·
+ *              (Ũ, z̃) once per span (rec_span_block). 4MK + 4M(V+1)
+ *              FLOPs/token. The decode step (a block of one token) is the
+ *              plain fused step (lat_rec_step). 1 thread, T = 8192, H = 8,
+ *              D = 64, M = 256, loaded machine, user CPU time per rep:
+ *              ≈ 110–120 ms ≈ 60–67 % of peak (per-token lat_rec_step +
+ *              OpenBLAS per block: 170–220 ms, 34–44 %). Bound (perf
+ *              record): the span kernel ≈ 50 % of the time (its FLOPs run
+ *              at ≈ 2/3 of peak here against ≈ 94 % in lat_span.c's bare
+ *              measurement; padding the k̃/q̃ row stride off 1 KiB and
+ *              contiguous copies of the v and o rows changed nothing
+ *              measurable, spans of 16 or 64 tokens neither), the
+ *              projections ≈ 35 % (≈ 90 % of peak), features (2M exps per
+ *              token), offsets and the finish ≈ 15 %.
  *   chunk      GLA-family engine (impls/common/lat_chunk.c) with
  *              LAT_DECAY_SCALAR and the logw callback: row = col = c0 − c_t
  *              (≤ 0), i.e. the running-max rescale IS the engine's scalar
  *              decay; Kc rows at their own offset c_j. A pre-pass computes
  *              the running max c_t and the chunk-start P; emit adds the ε_f
- *              term. Non-causal: LAT_DECAY_NONE with the final c.
+ *              term. Non-causal: LAT_DECAY_NONE with the final c. The
+ *              projections (pre-pass and pack) by the packed-W kernel.
  *              4MK + 2C(M + V + 1) + 4M(V+1) FLOPs/token (+ 2MK pre-pass).
+ *              Bound: the projections, 6MK per token with the pre-pass's
+ *              uncounted 2MK (≈ 40 % of the time), then the engine's GEMMs.
  *   parallel   the quadratic form: the chunk form with one chunk C = T, i.e.
  *              the explicit masked T×T block (Φ_Q Kcᵀ)∘e^{c_j − c_i} by
  *              lat_sgemm; O(T²) time, T² workspace: T ≤ 8192, else
@@ -74,6 +91,7 @@
 #include <string.h>
 
 #include "common/lat_chunk.h"
+#include "common/lat_span.h"
 #include "../reference/reference.h"
 
 #define PF_DELTA 1e-6f
@@ -122,13 +140,92 @@ static double bytes(const lat_shape *s)
 
 /* ---- feature maps (rows of projections a, in place) ---------------------- */
 
-/* projections of n token rows of slice (b,h) of x: A[n][nf] = x′ Wᵀ */
-static void project(const lat_shape *s, const float *x, const float *W, int b, int h, int t0, int n,
-                    float *A)
+/* Projections by a register-tiled kernel on a packed copy of W (AVX-512):
+ * Wt[c][r] = W[r][c], K rows of nfreq columns padded with zeros to a
+ * multiple of 64, packed once per call; a tile of 4 token rows × 64 columns
+ * stays in 16 registers over the K-loop (16 FMAs per 4 loads of Wt and 4
+ * broadcasts of x; the asm barrier keeps GCC from folding the Wt loads into
+ * every FMA, which made the loop load-bound) and is scaled by K^{−1/4} at the
+ * store. For the 32-token blocks of the recurrent form OpenBLAS re-packed W
+ * on every call (≈ 1/3 of its time); this kernel takes ≈ 25 % less time than
+ * OpenBLAS's kernel and packing together did. Without AVX-512, or for
+ * short sequences (decode: packing W would cost more than the projections),
+ * lat_sgemm as before. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define PF_PACKED 1
+#define PF_PJ_TILE(R, NAME)                                                                       \
+    static void NAME(int K, const float *restrict x, size_t ldx, const float *restrict Wt,       \
+                     size_t ldw, float sc, float *restrict A, size_t lda, int cols)              \
+    {                                                                                             \
+        __m512 acc[R][4];                                                                         \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
+            _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++) acc[r][u] = _mm512_setzero_ps();  \
+        for (int c = 0; c < K; c++) {                                                             \
+            const float *w = Wt + (size_t)c * ldw;                                                \
+            __m512 wv[4];                                                                         \
+            _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++) {                                 \
+                wv[u] = _mm512_loadu_ps(w + 16 * u);                                              \
+                __asm__("" : "+v"(wv[u])); /* one load, not a memory operand per FMA */         \
+            }                                                                                     \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                 \
+                const __m512 xb = _mm512_set1_ps(x[(size_t)r * ldx + (size_t)c]);                \
+                _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++)                               \
+                    acc[r][u] = _mm512_fmadd_ps(xb, wv[u], acc[r][u]);                            \
+            }                                                                                     \
+        }                                                                                         \
+        const __m512 s = _mm512_set1_ps(sc);                                                      \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
+            _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++) {                                 \
+                const int m = cols - 16 * u;                                                      \
+                if (m > 0)                                                                        \
+                    _mm512_mask_storeu_ps(A + (size_t)r * lda + 16 * u,                           \
+                                          m >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << m) - 1u), \
+                                          _mm512_mul_ps(s, acc[r][u]));                           \
+            }                                                                                     \
+    }
+PF_PJ_TILE(4, pj_tile_4)
+PF_PJ_TILE(1, pj_tile_1)
+#undef PF_PJ_TILE
+#else
+#define PF_PACKED 0
+#endif
+static size_t pw_ld(const lat_shape *s) { return (size_t)(nfreq(s) + 63) / 64 * 64; }
+static size_t pw_len(const lat_shape *s) { return PF_PACKED ? (size_t)s->K * pw_ld(s) : 0; }
+static int use_packed(const lat_shape *s) { return PF_PACKED && s->T >= PF_TB; }
+static void pack_w(const lat_shape *s, const float *W, float *Wt)
+{
+    const int nf = nfreq(s), K = s->K;
+    const size_t ld = pw_ld(s);
+    for (int c = 0; c < K; c++)
+        for (size_t r = 0; r < ld; r++)
+            Wt[(size_t)c * ld + r] = (int)r < nf ? W[r * (size_t)K + (size_t)c] : 0.0f;
+}
+
+/* projections of n token rows of slice (b,h) of x: A[n][nf] = x′ Wᵀ (Wt:
+ * W packed by pack_w, or NULL → lat_sgemm) */
+static void project(const lat_shape *s, const float *x, const float *W, const float *Wt, int b, int h,
+                    int t0, int n, float *A)
 {
     const float sc = powf((float)s->K, -0.25f);
-    lat_sgemm('N', 'T', n, nfreq(s), s->K, sc, x + lat_idx_bthd(s, b, t0, h, s->K), s->H * s->K, W, s->K,
-              0.0f, A, s->features);
+    const float *x0 = x + lat_idx_bthd(s, b, t0, h, s->K);
+    const size_t ldx = (size_t)s->H * (size_t)s->K;
+#if PF_PACKED
+    if (Wt) {
+        const int nf = nfreq(s), K = s->K;
+        const size_t ld = pw_ld(s), lda = (size_t)s->features;
+        for (int j0 = 0; j0 < nf; j0 += 64) {
+            int r = 0;
+            for (; r + 4 <= n; r += 4)
+                pj_tile_4(K, x0 + (size_t)r * ldx, ldx, Wt + j0, ld, sc, A + (size_t)r * lda + j0, lda, nf - j0);
+            for (; r < n; r++)
+                pj_tile_1(K, x0 + (size_t)r * ldx, ldx, Wt + j0, ld, sc, A + (size_t)r * lda + j0, lda, nf - j0);
+        }
+        return;
+    }
+#endif
+    (void)Wt;
+    lat_sgemm('N', 'T', n, nfreq(s), s->K, sc, x0, (int)ldx, W, s->K, 0.0f, A, s->features);
 }
 static float half_norm(const lat_shape *s, const float *x)
 {
@@ -194,11 +291,13 @@ static void finish(const lat_shape *s, const float *O, const float *P, float sf,
 
 /* ---- recurrent form ------------------------------------------------------ */
 
-/* per-thread scratch floats: Ak, Aq (TB×M each), vx, ox (V+1), alpha, z (M) */
+/* per-thread scratch floats: Kt, Qt (TB×M each: projections, then the span's
+ * k̃ and q̃ in place), vx, ox (V+1), pn, z (M), and per token of a block its
+ * running offset cb, Σ f_Q sfq and raw normalizer rn (TB each) */
 static size_t rec_slice(const lat_shape *s)
 {
     const size_t M = (size_t)s->features, V1 = (size_t)s->V + 1;
-    return sizeof(float) * (2 * lines(PF_TB * M) + 2 * lines(V1) + 2 * lines(M));
+    return sizeof(float) * (2 * lines(PF_TB * M) + 2 * lines(V1) + 2 * lines(M) + 3 * lines(PF_TB));
 }
 static int rec_threads(const lat_shape *s, int nt)
 {
@@ -209,88 +308,222 @@ static int rec_threads(const lat_shape *s, int nt)
 static size_t ws_recurrent(const lat_shape *s, int nthreads)
 {
     return lat_align64(rec_slice(s)) * (size_t)rec_threads(s, nthreads) +
-           sizeof(float) * (size_t)s->B * (size_t)s->H * lines(st_len(s));
+           sizeof(float) * ((size_t)s->B * (size_t)s->H * lines(st_len(s)) + lines(pw_len(s)));
 }
 
-static void rec_slice_run(const lat_args *a, int bh, float *st, float *scr)
+typedef struct rec_ctx {
+    const lat_shape *s;
+    const float *q, *k, *v;
+    float *out;
+    int b, h;
+    size_t ldk, ldv;
+    float *U, *P, *c, *z; /* state [M][V+1] (column V unused while running: z), P, c, z [M] */
+    float *vx, *ox, *pn, *cb, *sfq, *rn;
+    int have; /* c is valid (state in, or a token seen) */
+} rec_ctx;
+
+/* one token t with key projection fk, query projection fq (both in place):
+ * the plain step — rescale U and z by e^{c_old − c_new} when the running max
+ * grows, then the fused update + readout (decode, and a block of one token) */
+static void rec_token(rec_ctx *x, int t, float *fk, float *fq)
+{
+    const lat_shape *s = x->s;
+    const int M = s->features, V = s->V, V1 = V + 1;
+    const float nk = half_norm(s, x->k + lat_idx_bthd(s, x->b, t, x->h, s->K));
+    const float l = key_shift(s, fk, nk);
+    const float *al = NULL;
+    if (!x->have || l > *x->c) {
+        const float sc = x->have ? lat_expf(*x->c - l) : 0.0f;
+        for (int i = 0; i < M; i++)
+            x->pn[i] = sc;
+        al = x->pn;
+        *x->c = l;
+        x->have = 1;
+    }
+    key_feat(s, fk, nk, *x->c);
+    memcpy(x->vx, x->v + lat_idx_bthd(s, x->b, t, x->h, V), sizeof(float) * (size_t)V);
+    x->vx[V] = 1.0f;
+    for (int j = 0; j < V1; j++)
+        x->P[j] += x->vx[j];
+    const float sf = query_feat(s, fq, half_norm(s, x->q + lat_idx_bthd(s, x->b, t, x->h, s->K)));
+    lat_rec_step(M, V, x->U, (size_t)V1, al, fk, x->vx, fq, x->ox);
+    for (int i = 0; i < M; i++)
+        x->z[i] = (al ? al[i] * x->z[i] : x->z[i]) + fk[i];
+    x->ox[V] = lat_vec_dot(fq, x->z, (size_t)M);
+    finish(s, x->ox, x->P, sf, x->out + lat_idx_bthd(s, x->b, t, x->h, V));
+}
+
+/* Tokens [t0, t0 + n) (n ≥ 2) whose projections are in Kt, Qt [n][M], as
+ * spans of the rescaled-state engine (lat_span.h) with the running-max
+ * rescale as the scalar decay. A span starts at the state's offset c0 and
+ * keeps the state there: with c_t the running max at token t, the engine's
+ * P(t) = e^{c0 − c_t} (1 while the max does not grow),
+ *     k̃_t = f_K(k_t; c_t) / P(t) = e^{a(k_t) − n(k_t) − c0}   (one exp each),
+ *     q̃_t = P(t) f_Q(q_t),
+ * so q̃ᵀ(U0 + Σ_{s ≤ t} k̃_s [v_s]ᵀ) = f_Qᵀ U_t exactly as the plain step; the
+ * normalizer column runs beside it as z̃ += k̃_t, R_t = ⟨q̃_t, z̃⟩ (a contiguous
+ * M-vector), and at the end of the span U, z ← P(n)·(Ũ, z̃), c ← c_{n−1}. A
+ * span ends before P(t) would drop below LAT_SPAN_PMIN (|k̃| ≤ 2^58 e^{−n}); a
+ * single token whose own jump is that large rescales the state first (the
+ * plain step's multiply, ≈ never at N(0,1)). ε_f's term and R's guard are
+ * added per token afterwards (finish), from the unscaled P = Σ[v | 1]. */
+static void rec_span_block(rec_ctx *x, int t0, int n, float *Kt, float *Qt, const lat_span_pf *pf)
+{
+    const lat_shape *s = x->s;
+    const int M = s->features, V = s->V, V1 = V + 1, K = s->K;
+    const float e = eps_f(s), im = inv_m(s);
+    float *cb = x->cb, *sfq = x->sfq, *rn = x->rn;
+    int r = 0;
+    while (r < n) {
+        if (!x->have) { /* no state: U = z = 0, any offset will do */
+            const float *fk = Kt + (size_t)r * M;
+            *x->c = key_shift(s, fk, half_norm(s, x->k + lat_idx_bthd(s, x->b, t0 + r, x->h, K)));
+            x->have = 1;
+        }
+        float c0 = *x->c;
+        int e1 = r;
+        float cm = c0, p = 1.0f;
+        for (; e1 < n; e1++) {
+            float *fk = Kt + (size_t)e1 * M;
+            const float nk = half_norm(s, x->k + lat_idx_bthd(s, x->b, t0 + e1, x->h, K));
+            const float l = key_shift(s, fk, nk);
+            const float cn = l > cm ? l : cm;
+            float pt = cn == c0 ? 1.0f : lat_expf(c0 - cn);
+            if (!(pt >= LAT_SPAN_PMIN)) { /* NaN too */
+                if (e1 > r)
+                    break;
+                /* the jump alone is too large: rescale the state first, the
+                 * span starts at this token's offset (always ≥ 1 token) */
+                for (int i = 0; i < M; i++) {
+                    lat_vec_scale(x->U + (size_t)i * V1, pt, (size_t)V);
+                    x->z[i] *= pt;
+                }
+                *x->c = c0 = cn;
+                pt = 1.0f;
+            }
+            cm = cn, p = pt;
+            cb[e1] = pt;
+            key_feat(s, fk, nk, c0);
+        }
+        for (int j = r; j < e1; j++) {
+            float *fq = Qt + (size_t)j * M;
+            const float *fk = Kt + (size_t)j * M;
+            sfq[j] = query_feat(s, fq, half_norm(s, x->q + lat_idx_bthd(s, x->b, t0 + j, x->h, K)));
+            if (cb[j] != 1.0f)
+                lat_vec_scale(fq, cb[j], (size_t)M);
+            for (int i = 0; i < M; i++)
+                x->z[i] += fk[i];
+            rn[j] = lat_vec_dot(fq, x->z, (size_t)M);
+        }
+        const int m = e1 - r;
+        float *o = x->out + lat_idx_bthd(s, x->b, t0 + r, x->h, V);
+        const float *v = x->v + lat_idx_bthd(s, x->b, t0 + r, x->h, V);
+        const float *Pn = NULL;
+        if (p != 1.0f) {
+            for (int i = 0; i < M; i++)
+                x->pn[i] = p;
+            Pn = x->pn;
+        }
+        lat_span_run(M, V, m, x->U, (size_t)V1, Qt + (size_t)r * M, Kt + (size_t)r * M, (size_t)M, v, x->ldv,
+                     o, x->ldv, Pn, e1 == n ? pf : NULL);
+        if (Pn)
+            lat_vec_scale(x->z, p, (size_t)M);
+        *x->c = cm;
+        for (int j = 0; j < m; j++) { /* P += [v | 1]; o = (Num + ε_f Σf_Q P) / R */
+            const float *vt = v + (size_t)j * x->ldv;
+            float *ot = o + (size_t)j * x->ldv;
+            for (int y = 0; y < V; y++)
+                x->P[y] += vt[y];
+            x->P[V] += 1.0f;
+            const float es = e * sfq[r + j];
+            const float inv = im / fix_r((rn[r + j] + es * x->P[V]) * im);
+            for (int y = 0; y < V; y++)
+                ot[y] = (ot[y] + es * x->P[y]) * inv;
+        }
+        r = e1;
+    }
+}
+
+static void rec_slice_run(const lat_args *a, int bh, float *st, float *scr, const float *Wt)
 {
     const lat_shape *s = a->shape;
     const int M = s->features, V = s->V, V1 = V + 1, T = s->T, b = bh / s->H, h = bh % s->H;
     const float *q = a->in[0], *k = a->in[1], *v = a->in[2], *W = a->in[3];
     float *Ak = scr, *Aq = Ak + lines(PF_TB * (size_t)M), *vx = Aq + lines(PF_TB * (size_t)M);
-    float *ox = vx + lines((size_t)V1), *alpha = ox + lines((size_t)V1), *z = alpha + lines((size_t)M);
+    float *ox = vx + lines((size_t)V1), *pn = ox + lines((size_t)V1), *z = pn + lines((size_t)M);
+    float *cb = z + lines((size_t)M), *sfq = cb + lines(PF_TB), *rn = sfq + lines(PF_TB);
     float *U = st, *P = st + (size_t)M * V1, *c = st + st_len(s) - 1;
-    int have = a->state_in != NULL;
-    /* causal: the normalizer column U[:][V] runs as a contiguous vector z
-     * (its own K-vector update and dot), and the step covers the V value
-     * columns only: with V + 1 = 65 columns the step's second pass over all
-     * M rows for one masked column cost ≈ 1/3 of the first (measured 10 % of
-     * the form). Same operations per element, z written back at the end. */
-    if (s->causal)
+    rec_ctx x = {s, q, k, v, a->out, b, h, (size_t)s->H * s->K, (size_t)s->H * V, U, P, c, z, vx, ox, pn,
+                 cb, sfq, rn, a->state_in != NULL};
+    if (s->causal) {
+        /* the normalizer column U[:][V] runs as a contiguous vector z beside
+         * the V value columns (written back at the end) */
         for (int i = 0; i < M; i++)
             z[i] = U[(size_t)i * V1 + V];
+        for (int t0 = 0; t0 < T; t0 += PF_TB) {
+            const int n = T - t0 < PF_TB ? T - t0 : PF_TB;
+            project(s, k, W, Wt, b, h, t0, n, Ak);
+            project(s, q, W, Wt, b, h, t0, n, Aq);
+            if (n == 1) {
+                rec_token(&x, t0, Ak, Aq);
+                continue;
+            }
+            /* the next block's input and output rows, fetched into L2 while
+             * the last span runs */
+            const int t1 = t0 + n, np = T - t1 < PF_TB ? T - t1 : PF_TB;
+            lat_span_pf pf = {.ns = 0};
+            if (np > 0) {
+                const size_t ik = lat_idx_bthd(s, b, t1, h, s->K), iv = lat_idx_bthd(s, b, t1, h, V);
+                const int kb = (int)sizeof(float) * s->K, vb = (int)sizeof(float) * V;
+                pf = (lat_span_pf){{{k + ik, 4 * x.ldk, np, kb, 0}, {q + ik, 4 * x.ldk, np, kb, 0},
+                                    {v + iv, 4 * x.ldv, np, vb, 0}, {a->out + iv, 4 * x.ldv, np, vb, 1}},
+                                   4};
+            }
+            rec_span_block(&x, t0, n, Ak, Aq, &pf);
+        }
+        for (int i = 0; i < M; i++)
+            U[(size_t)i * V1 + V] = z[i];
+        return;
+    }
+    /* non-causal: all rank-1 updates at the running offset, then all readouts */
+    int have = x.have;
     for (int t0 = 0; t0 < T; t0 += PF_TB) {
         const int n = T - t0 < PF_TB ? T - t0 : PF_TB;
-        project(s, k, W, b, h, t0, n, Ak);
-        if (s->causal)
-            project(s, q, W, b, h, t0, n, Aq);
+        project(s, k, W, Wt, b, h, t0, n, Ak);
         for (int r = 0; r < n; r++) {
             const int t = t0 + r;
             float *fk = Ak + (size_t)r * M;
             const float nk = half_norm(s, k + lat_idx_bthd(s, b, t, h, s->K));
             const float l = key_shift(s, fk, nk);
-            const float *al = NULL;
             if (!have || l > *c) {
                 const float sc = have ? lat_expf(*c - l) : 0.0f;
-                for (int i = 0; i < M; i++)
-                    alpha[i] = sc;
-                al = alpha;
+                for (size_t e = 0; e < (size_t)M * V1; e++)
+                    U[e] *= sc;
                 *c = l;
                 have = 1;
             }
             key_feat(s, fk, nk, *c);
             memcpy(vx, v + lat_idx_bthd(s, b, t, h, V), sizeof(float) * (size_t)V);
             vx[V] = 1.0f;
-            for (int x = 0; x < V1; x++)
-                P[x] += vx[x];
-            if (s->causal) {
-                float *fq = Aq + (size_t)r * M;
-                const float sf = query_feat(s, fq, half_norm(s, q + lat_idx_bthd(s, b, t, h, s->K)));
-                lat_rec_step(M, V, U, (size_t)V1, al, fk, vx, fq, ox);
-                if (al)
-                    for (int i = 0; i < M; i++)
-                        z[i] = al[i] * z[i] + fk[i];
-                else
-                    for (int i = 0; i < M; i++)
-                        z[i] = z[i] + fk[i];
-                ox[V] = lat_vec_dot(fq, z, (size_t)M);
-                finish(s, ox, P, sf, a->out + lat_idx_bthd(s, b, t, h, V));
-            } else {
-                if (al)
-                    for (size_t e = 0; e < (size_t)M * V1; e++)
-                        U[e] *= al[0];
-                for (int i = 0; i < M; i++)
-                    lat_vec_axpy(U + (size_t)i * V1, fk[i], vx, (size_t)V1);
-            }
+            for (int y = 0; y < V1; y++)
+                P[y] += vx[y];
+            for (int i = 0; i < M; i++)
+                lat_vec_axpy(U + (size_t)i * V1, fk[i], vx, (size_t)V1);
         }
     }
-    if (s->causal)
-        for (int i = 0; i < M; i++)
-            U[(size_t)i * V1 + V] = z[i];
-    if (!s->causal)
-        for (int t0 = 0; t0 < T; t0 += PF_TB) {
-            const int n = T - t0 < PF_TB ? T - t0 : PF_TB;
-            project(s, q, W, b, h, t0, n, Aq);
-            for (int r = 0; r < n; r++) {
-                const int t = t0 + r;
-                float *fq = Aq + (size_t)r * M;
-                const float sf = query_feat(s, fq, half_norm(s, q + lat_idx_bthd(s, b, t, h, s->K)));
-                memset(ox, 0, sizeof(float) * (size_t)V1);
-                for (int i = 0; i < M; i++)
-                    lat_vec_axpy(ox, fq[i], U + (size_t)i * V1, (size_t)V1);
-                finish(s, ox, P, sf, a->out + lat_idx_bthd(s, b, t, h, V));
-            }
+    for (int t0 = 0; t0 < T; t0 += PF_TB) {
+        const int n = T - t0 < PF_TB ? T - t0 : PF_TB;
+        project(s, q, W, Wt, b, h, t0, n, Aq);
+        for (int r = 0; r < n; r++) {
+            const int t = t0 + r;
+            float *fq = Aq + (size_t)r * M;
+            const float sf = query_feat(s, fq, half_norm(s, q + lat_idx_bthd(s, b, t, h, s->K)));
+            memset(ox, 0, sizeof(float) * (size_t)V1);
+            for (int i = 0; i < M; i++)
+                lat_vec_axpy(ox, fq[i], U + (size_t)i * V1, (size_t)V1);
+            finish(s, ox, P, sf, a->out + lat_idx_bthd(s, b, t, h, V));
         }
+    }
 }
 
 static lat_status pf_recurrent(const lat_args *a)
@@ -301,6 +534,9 @@ static lat_status pf_recurrent(const lat_args *a)
         return LAT_ENOMEM;
     const size_t L = st_len(s);
     float *slots = (float *)((char *)a->work + lat_align64(rec_slice(s)) * (size_t)nt);
+    float *Wt = use_packed(s) ? slots + (size_t)BH * lines(L) : NULL;
+    if (Wt)
+        pack_w(s, a->in[3], Wt);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int bh = 0; bh < BH; bh++) {
         float *st = a->state_out ? a->state_out + (size_t)bh * L : slots + (size_t)bh * lines(L);
@@ -308,7 +544,7 @@ static lat_status pf_recurrent(const lat_args *a)
             memset(st, 0, sizeof(float) * L);
         else if (a->state_in + (size_t)bh * L != st)
             memcpy(st, a->state_in + (size_t)bh * L, sizeof(float) * L);
-        rec_slice_run(a, bh, st, lat_work_slice(a, rec_slice(s), lat_thread_id()));
+        rec_slice_run(a, bh, st, lat_work_slice(a, rec_slice(s), lat_thread_id()), Wt);
     }
     return LAT_OK;
 }
@@ -318,6 +554,7 @@ static lat_status pf_recurrent(const lat_args *a)
 typedef struct chunk_ctx {
     const lat_shape *s;
     const float *q, *k, *v, *W;
+    const float *Wt; /* W packed by pack_w, or NULL */
     float *out;
     float *crun;   /* [BH][T] running key offset c_t                 */
     float *cinit;  /* [BH] offset of the state at t = 0             */
@@ -333,8 +570,8 @@ static void pf_pack(const void *vctx, int bh, int t0, int n, float *restrict Q, 
     const lat_shape *s = x->s;
     const int K = s->K, V = s->V, M = s->features, b = bh / s->H, h = bh % s->H;
     const float *crun = x->crun + (size_t)bh * s->T;
-    project(s, x->q, x->W, b, h, t0, n, Q);
-    project(s, x->k, x->W, b, h, t0, n, Kc);
+    project(s, x->q, x->W, x->Wt, b, h, t0, n, Q);
+    project(s, x->k, x->W, x->Wt, b, h, t0, n, Kc);
     for (int r = 0; r < n; r++) {
         const int t = t0 + r;
         const size_t ik = lat_idx_bthd(s, b, t, h, K);
@@ -398,7 +635,7 @@ static lat_chunk_problem chunk_problem(const lat_shape *s, chunk_ctx *x, float *
 }
 
 typedef struct chunk_ws {
-    size_t eng, S, crun, cinit, sumq, pst, scr, total;
+    size_t eng, S, crun, cinit, sumq, pst, scr, wt, total;
     int nch;
 } chunk_ws;
 
@@ -415,7 +652,8 @@ static chunk_ws chunk_layout(const lat_shape *s, int nthreads)
     w.sumq = w.cinit + sizeof(float) * lines(BH);
     w.pst = w.sumq + sizeof(float) * lines(BH * T);
     w.scr = w.pst + sizeof(float) * lines(BH * (size_t)(w.nch + 1) * V1);
-    w.total = w.scr + sizeof(float) * lines(PF_TB * M) * (size_t)(nthreads > 0 ? nthreads : 1);
+    w.wt = w.scr + sizeof(float) * lines(PF_TB * M) * (size_t)(nthreads > 0 ? nthreads : 1);
+    w.total = w.wt + sizeof(float) * lines(pw_len(s));
     return w;
 }
 static size_t ws_chunk(const lat_shape *s, int nthreads) { return chunk_layout(s, nthreads).total; }
@@ -429,7 +667,10 @@ static lat_status pf_chunk(const lat_args *a)
     char *base = a->work;
     const int BH = s->B * s->H, M = s->features, V = s->V, V1 = V + 1, T = s->T, C = s->chunk;
     const size_t L = st_len(s), MV1 = (size_t)M * V1;
-    chunk_ctx x = {s, a->in[0], a->in[1], a->in[2], a->in[3], a->out,
+    float *Wt = use_packed(s) ? (float *)(base + w.wt) : NULL;
+    if (Wt)
+        pack_w(s, a->in[3], Wt);
+    chunk_ctx x = {s, a->in[0], a->in[1], a->in[2], a->in[3], Wt, a->out,
                    (float *)(base + w.crun), (float *)(base + w.cinit), (float *)(base + w.sumq),
                    (float *)(base + w.pst), w.nch};
     float *S = (float *)(base + w.S);
@@ -447,7 +688,7 @@ static lat_status pf_chunk(const lat_args *a)
         float c = S0 ? S0[L - 1] : -FLT_MAX;
         for (int t0 = 0; t0 < T; t0 += PF_TB) {
             const int n = T - t0 < PF_TB ? T - t0 : PF_TB;
-            project(s, x.k, x.W, b, h, t0, n, A);
+            project(s, x.k, x.W, x.Wt, b, h, t0, n, A);
             for (int r = 0; r < n; r++) {
                 const float l =
                     key_shift(s, A + (size_t)r * M, half_norm(s, x.k + lat_idx_bthd(s, b, t0 + r, h, s->K)));
