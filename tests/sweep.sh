@@ -61,6 +61,21 @@ wellformed "$tmp/int" && ok "SIGINT: rows intact" || bad "SIGINT: malformed CSV"
 "$LB" sweep $SUITE --out "$tmp/int" --resume 2>/dev/null
 keys "$tmp/int" | cmp -s - "$tmp/ref.keys" && ok "SIGINT + resume = uninterrupted" || bad "SIGINT + resume differs"
 
+# 2b. a second writer on a folder in use is refused (it would rerun the same cells and append duplicates)
+"$LB" sweep $SUITE --out "$tmp/busy" 2>/dev/null &
+pid=$!
+sleep 0.3
+"$LB" sweep $SUITE --out "$tmp/busy" --resume >/dev/null 2>"$tmp/err"; rc=$?
+[ "$rc" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "another latbench is writing" "$tmp/err" \
+  && ok "second writer on a busy folder: exit 2, one line" || bad "second writer: exit $rc, $(cat "$tmp/err")"
+"$LB" mqar --tier tiny --out "$tmp/busy" --resume >/dev/null 2>"$tmp/err"; rc=$?
+[ "$rc" -eq 2 ] && grep -q "another latbench is writing" "$tmp/err" \
+  && ok "mqar on a folder a sweep is writing: refused" || bad "mqar on a busy folder: exit $rc, $(cat "$tmp/err")"
+kill -INT "$pid"; wait "$pid"
+"$LB" sweep $SUITE --out "$tmp/busy" --resume 2>/dev/null
+keys "$tmp/busy" | cmp -s - "$tmp/ref.keys" && ok "after the first writer stopped, resume completes it exactly" \
+  || bad "busy folder: resume differs"
+
 # 3. shards
 "$LB" sweep $SUITE --out "$tmp/s1" --shard 1/2 2>/dev/null
 "$LB" sweep $SUITE --out "$tmp/s2" --shard 2/2 2>/dev/null

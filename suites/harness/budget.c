@@ -231,7 +231,7 @@ int lat_cmd_budget(int argc, char **argv)
         lat_run_id(id, sizeof id);
         snprintf(dir, sizeof dir, "results/%.200s", id);
     }
-    if (lat_cli_prepare_dir(dir, "--out") != 0)
+    if (lat_cli_prepare_dir(dir, "--out") != 0 || lat_cli_lock_dir(dir, "--out") != 0)
         return 2;
     const char *slash = strrchr(dir, '/');
     snprintf(id, sizeof id, "%s", slash ? slash + 1 : dir);

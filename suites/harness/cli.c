@@ -1,8 +1,11 @@
 /* cli.c — parsing shared by `run` and the sweep driver: strict numbers,
  * known names only, and one error line that says what is allowed. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -58,6 +61,46 @@ int lat_cli_prepare_dir(const char *dir, const char *what)
     if (!lat_dir_writable(dir)) {
         fprintf(lat_errf(), "%s: %s %s: the folder is not writable\n", lat_prog, what, dir);
         return -1;
+    }
+    return 0;
+}
+
+int lat_cli_lock_dir(const char *dir, const char *what)
+{
+    enum { MAX_LOCKS = 8 };
+    static struct {
+        dev_t dev;
+        ino_t ino;
+    } held[MAX_LOCKS];
+    static int nheld;
+    const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fprintf(lat_errf(), "%s: %s %s: cannot open the folder: %s\n", lat_prog, what, dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    for (int i = 0; i < nheld; i++)
+        if (held[i].dev == st.st_dev && held[i].ino == st.st_ino) {
+            close(fd);
+            return 0;
+        }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            fprintf(lat_errf(),
+                    "%s: %s %s: another latbench is writing this folder; wait for it or stop it (Ctrl-C keeps "
+                    "its finished rows), then resume\n",
+                    lat_prog, what, dir);
+        else
+            fprintf(lat_errf(), "%s: %s %s: cannot lock the folder: %s\n", lat_prog, what, dir, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (nheld < MAX_LOCKS) { /* the descriptor stays open: the lock lasts until the process exits */
+        held[nheld].dev = st.st_dev;
+        held[nheld].ino = st.st_ino;
+        nheld++;
     }
     return 0;
 }

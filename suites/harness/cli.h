@@ -15,6 +15,12 @@ int lat_cli_parse_cell(int argc, char **argv, lat_cli_cell *cc, void (*help)(voi
 /* Creates dir (and parents) and checks it is writable; one error line and -1
  * otherwise. */
 int lat_cli_prepare_dir(const char *dir, const char *what);
+/* Takes an exclusive lock on the run folder dir (flock on the folder itself,
+ * no file left behind) for the rest of the process, so that a second
+ * resumable writer (sweep, perf, mqar) started on the same folder stops with
+ * one error line instead of running the same cells and appending duplicate
+ * rows; -1 then. Taking it again in the same process is a no-op. */
+int lat_cli_lock_dir(const char *dir, const char *what);
 /* "a,b" (NULL = all) → methods; one error line listing the known ones and
  * -1 on an unknown name. */
 int lat_cli_method_list(const char *csv, const lat_method **out, int max);

@@ -205,7 +205,7 @@ int lat_sweep(const lat_sweep_opts *o)
     }
 
     /* the run folder: refuse an unwritable one before anything runs */
-    if (lat_cli_prepare_dir(o->out_dir, "--out") != 0) {
+    if (lat_cli_prepare_dir(o->out_dir, "--out") != 0 || lat_cli_lock_dir(o->out_dir, "--out") != 0) {
         free(tasks);
         free(suite);
         return 2;

@@ -1328,7 +1328,7 @@ int lat_cmd_mqar(int argc, char **argv)
         return 0;
     }
 
-    if (lat_cli_prepare_dir(out.dir, "--out") != 0)
+    if (lat_cli_prepare_dir(out.dir, "--out") != 0 || lat_cli_lock_dir(out.dir, "--out") != 0)
         return 2;
     struct stat sb;
     if (!o.resume && (stat(out.mqar, &sb) == 0 || stat(out.sel, &sb) == 0 || stat(out.lr, &sb) == 0))
