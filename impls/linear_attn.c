@@ -201,7 +201,7 @@ static void causal_tokens(const lat_args *a, const rec_item *r, int t0, int t1, 
     const lat_shape *s = a->shape;
     const int K = s->K, V = s->V, w = r->j1 - r->j0;
     const float *q = a->in[0], *k = a->in[1], *v = a->in[2];
-    const size_t ldk = (size_t)s->H * (size_t)K, ldv = (size_t)s->H * (size_t)V;
+    const size_t ldv = (size_t)s->H * (size_t)V;
     for (int t = t0; t < t1; t++) {
         const size_t ik = lat_idx_bthd(s, r->b, t, r->h, K);
         float *fkt = fk + (size_t)(t - t0) * (size_t)K, *fqt = fq + (size_t)(t - t0) * (size_t)K;
@@ -218,16 +218,9 @@ static void causal_tokens(const lat_args *a, const rec_item *r, int t0, int t1, 
         lat_vec_scale(o, 1.0f / den[0], (size_t)w);
         return;
     }
-    lat_span_pf pf = {.ns = 0};
-    const int np = nt0 + (t1 - t0) <= s->T ? t1 - t0 : s->T - nt0;
-    if (np > 0) {
-        const size_t pk = lat_idx_bthd(s, nx->b, nt0, nx->h, K);
-        const size_t pv = lat_idx_bthd(s, nx->b, nt0, nx->h, V) + (size_t)nx->j0;
-        const int kb = (int)sizeof(float) * K, vb = (int)sizeof(float) * (nx->j1 - nx->j0);
-        pf = (lat_span_pf){{{k + pk, 4 * ldk, np, kb, 0}, {q + pk, 4 * ldk, np, kb, 0},
-                            {v + pv, 4 * ldv, np, vb, 0}, {a->out + pv, 4 * ldv, np, vb, 1}},
-                           4};
-    }
+    const float *kin[2] = {k, q};
+    const lat_span_pf pf =
+        lat_span_pf_item(s, nx->b, nx->h, nx->j0, nx->j1, nt0, t1 - t0, 2, kin, v, a->out);
     lat_span_run(K, w, t1 - t0, r->S, r->lds, fq, fk, (size_t)K, v + iv, ldv, o, ldv, NULL, &pf);
     for (int t = 0; t < t1 - t0; t++)
         lat_vec_scale(o + (size_t)t * ldv, 1.0f / den[t], (size_t)w);

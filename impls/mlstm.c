@@ -355,16 +355,9 @@ static void rec_tokens(const lat_args *a, const rec_item *r, int t0, int t1, con
         const int n = lat_span_prep_scalar(K, t1 - t, so.fp + u, q + ik, ldk, so.inv + u, k + ik, ldk, so.ip + u,
                                            wb->Qt, wb->Kt, wb->Pn);
         if (n > 0) {
-            lat_span_pf pf = {.ns = 0};
-            const int tp = nt0 + (t - t0), np = tp + n <= s->T ? n : s->T - tp;
-            if (np > 0) {
-                const size_t pk = lat_idx_bthd(s, nx->b, tp, nx->h, K);
-                const size_t pv = lat_idx_bthd(s, nx->b, tp, nx->h, V) + (size_t)nx->j0;
-                const int kb = (int)sizeof(float) * K, vb = (int)sizeof(float) * (nx->j1 - nx->j0);
-                pf = (lat_span_pf){{{v + pv, 4 * ldv, np, vb, 0}, {a->out + pv, 4 * ldv, np, vb, 1},
-                                    {q + pk, 4 * ldk, np, kb, 0}, {k + pk, 4 * ldk, np, kb, 0}},
-                                   4};
-            }
+            const float *kin[2] = {q, k};
+            const lat_span_pf pf =
+                lat_span_pf_item(s, nx->b, nx->h, nx->j0, nx->j1, nt0 + (t - t0), n, 2, kin, v, a->out);
             lat_span_run(K, w, n, C, (size_t)V, wb->Qt, wb->Kt, (size_t)K, v + iv, ldv, a->out + iv, ldv, wb->Pn,
                          &pf);
             t += n;

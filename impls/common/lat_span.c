@@ -100,6 +100,23 @@ int lat_span_prep_alpha(int K, int nmax, const float *restrict alpha, size_t lda
     return t;
 }
 
+lat_span_pf lat_span_pf_item(const lat_shape *s, int b, int h, int j0, int j1, int tp, int n, int nk,
+                             const float *const kin[], const float *v, const float *out)
+{
+    lat_span_pf pf = {.ns = 0};
+    const int np = tp + n <= s->T ? n : s->T - tp;
+    if (np <= 0)
+        return pf;
+    const size_t pk = lat_idx_bthd(s, b, tp, h, s->K), pv = lat_idx_bthd(s, b, tp, h, s->V) + (size_t)j0;
+    const size_t ldk = sizeof(float) * (size_t)s->H * (size_t)s->K, ldv = sizeof(float) * (size_t)s->H * (size_t)s->V;
+    const int kb = (int)sizeof(float) * s->K, vb = (int)sizeof(float) * (j1 - j0);
+    for (int i = 0; i < nk && pf.ns < LAT_SPAN_NSTREAM - 2; i++)
+        pf.s[pf.ns++] = (lat_span_stream){kin[i] + pk, ldk, np, kb, 0};
+    pf.s[pf.ns++] = (lat_span_stream){v + pv, ldv, np, vb, 0};
+    pf.s[pf.ns++] = (lat_span_stream){out + pv, ldv, np, vb, 1};
+    return pf;
+}
+
 int lat_span_prep_scalar(int K, int nmax, const float *restrict alpha, const float *restrict q,
                          size_t ldq, const float *restrict qs, const float *restrict k, size_t ldk,
                          const float *restrict ks, float *restrict Qt, float *restrict Kt,

@@ -61,6 +61,14 @@ typedef struct lat_span_pf {
     int ns;
 } lat_span_pf;
 
+/* The prefetch streams of a span that the next item of a recurrent form
+ * needs, for its tokens [tp, tp + n) (cut at T): the rows of the nk inputs
+ * kin [B][T][H][K] (nk ≤ 4, in that order), then of v and of the output
+ * (for writing) [B][T][H][V] at the item's value columns [j0, j1); head h
+ * of batch b. ns = 0 when no token is left. */
+lat_span_pf lat_span_pf_item(const lat_shape *s, int b, int h, int j0, int j1, int tp, int n, int nk,
+                             const float *const kin[], const float *v, const float *out);
+
 /* Span of n ≤ LAT_SPAN_MAX tokens on the w value columns of S (row stride
  * lds), K rows:
  *   Qt[t][K] = q̃_t = q_t ⊙ P(t) (score scale included), Kt[t][K] = k̃_t (row
