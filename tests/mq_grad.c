@@ -1,6 +1,7 @@
 /* mq_grad.c — every trainable mixer's hand-written backward pass against
  * central finite differences in fp64 (issue 7: relative error ≤ 1e-6), at
- * small awkward shapes: L ∈ {1, 7}, D = 8, state knob at two values, H = 1
+ * small awkward shapes: L ∈ {1, 7, 19} (19 spans several of the scans'
+ * checkpoint chunks, e.g. mamba's 8 tokens), D = 8, state knob at two values, H = 1
  * and 2 (where the mixer allows). Usage: mq_grad [mixer ...]. Prints one line
  * per case and "N passed, N failed"; exits 1 on any failure. */
 #include "../suites/tasks/mq.h"
@@ -17,8 +18,8 @@ int main(int argc, char **argv)
             for (int a = 1; a < argc; a++) want |= !strcmp(argv[a], m->name);
             if (!want) continue;
         }
-        static const int Ls[] = { 1, 7 };
-        for (int li = 0; li < 2; li++)
+        static const int Ls[] = { 1, 7, 19 };
+        for (int li = 0; li < 3; li++)
             for (int si = 0; si < 2; si++) {
                 mq_cfg c = mq_cfg_default();
                 c.D = 8; c.dk = 4; c.feat = 4; c.window = 3; c.n_state = 3; c.expand = 2;
