@@ -60,9 +60,11 @@ static inline int span_key_row(int K, float *restrict Qr, float *restrict Kr, fl
     return 0;
 }
 
-int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, const float *restrict q,
-                      size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
-                      float *restrict Kt, float *restrict Pn)
+/* The per-key preparations: token rows of decays given as log-decays
+ * (from_log: α = e^{g}) or as α itself. */
+static int prep_rows(int K, int nmax, const float *restrict a, size_t lda, int from_log, const float *restrict q,
+                     size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
+                     float *restrict Kt, float *restrict Pn)
 {
     if (nmax <= 1)
         return 0; /* one token (decode): the caller's single-pass lat_rec_step is cheaper */
@@ -73,31 +75,28 @@ int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, cons
     int t = 0;
     for (; t < nmax; t++) {
         float *Qr = Qt + (size_t)t * (size_t)K, *Kr = Kt + (size_t)t * (size_t)K;
-        lat_vec_exp(Qr, g + (size_t)t * ldg, (size_t)K); /* α_t = e^{g_t} */
+        if (from_log)
+            lat_vec_exp(Qr, a + (size_t)t * lda, (size_t)K); /* α_t = e^{g_t} */
+        else
+            memcpy(Qr, a + (size_t)t * lda, sizeof(float) * (size_t)K);
         if (span_key_row(K, Qr, Kr, Pn, q + (size_t)t * ldq, k + (size_t)t * ldk, qscale))
             break;
     }
     return t;
 }
 
+int lat_span_prep_key(int K, int nmax, const float *restrict g, size_t ldg, const float *restrict q,
+                      size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
+                      float *restrict Kt, float *restrict Pn)
+{
+    return prep_rows(K, nmax, g, ldg, 1, q, ldq, qscale, k, ldk, Qt, Kt, Pn);
+}
+
 int lat_span_prep_alpha(int K, int nmax, const float *restrict alpha, size_t lda, const float *restrict q,
                         size_t ldq, float qscale, const float *restrict k, size_t ldk, float *restrict Qt,
                         float *restrict Kt, float *restrict Pn)
 {
-    if (nmax <= 1)
-        return 0; /* one token (decode): the caller's single-pass lat_rec_step is cheaper */
-    if (nmax > LAT_SPAN_MAX)
-        nmax = LAT_SPAN_MAX;
-    for (int i = 0; i < K; i++)
-        Pn[i] = 1.0f;
-    int t = 0;
-    for (; t < nmax; t++) {
-        float *Qr = Qt + (size_t)t * (size_t)K, *Kr = Kt + (size_t)t * (size_t)K;
-        memcpy(Qr, alpha + (size_t)t * lda, sizeof(float) * (size_t)K);
-        if (span_key_row(K, Qr, Kr, Pn, q + (size_t)t * ldq, k + (size_t)t * ldk, qscale))
-            break;
-    }
-    return t;
+    return prep_rows(K, nmax, alpha, lda, 0, q, ldq, qscale, k, ldk, Qt, Kt, Pn);
 }
 
 lat_span_pf lat_span_pf_item(const lat_shape *s, int b, int h, int j0, int j1, int tp, int n, int nk,
