@@ -16,10 +16,11 @@
  *   recurrent  the sequential scan, vectorized over channels. AVX-512 path:
  *              16-channel slabs (one zmm = 16 channels of one state n; one
  *              slab per cache line of u, δ_raw, z, out), threads own
- *              contiguous slab ranges; per block of 32 tokens and slab,
- *              pass 1 computes δ = softplus(·), δu, silu(z), D·u·silu(z) (16
- *              lanes), pass 2 the scan with the 16 state vectors in
- *              registers: e = exp(δ A[·, n]) by a table exp (2^{k/16} from a
+ *              contiguous slab ranges; per block of 16 tokens, pass 1
+ *              computes δ = softplus(·), δu, silu(z), D·u·silu(z) for up to
+ *              64 slabs at once, token by token (each input row read front
+ *              to back), then per slab pass 2 the scan with the 16 state
+ *              vectors in registers: e = exp(δ A[·, n]) by a table exp (2^{k/16} from a
  *              16-entry register table via vpermps, a cubic on |r| ≤ ln2/32,
  *              ≤ 1 ulp, A pre-scaled by 16/ln2 once per call), h = e ⊙ h +
  *              δu·B_n, y += C_n h. Portable path (no AVX-512): the same scan
@@ -34,7 +35,9 @@
  *              (softplus, silu, 2 divisions per 16 channels) adds ≈ 3 and
  *              streaming u, δ_raw, z, out from DRAM ≈ 2: ≈ 14–15 cycles per
  *              16 lanes at B=1 T=8192 H=8, one thread (≈ 20 % of peak, CPU
- *              time; the previous lat_exp16 kernel took ≈ 30). Also the
+ *              time; the previous lat_exp16 kernel took ≈ 30) when pass 1
+ *              read 64 bytes per slab; whole rows (MB_SG) took ≈ 1/4 off
+ *              that (pass 1's load stalls). Also the
  *              decode step (T = 1, state in place).
  *   No chunked or parallel-scan form: per channel S6 is GLA with K = N and
  *   V = 1 (§5.6), so a chunk form has no matmul reuse; measured with the
@@ -45,7 +48,7 @@
  *   the channel blocks below already avoid down to 16 channels per thread.
  * Memory: state Dm·N floats per batch element. Workspace (AVX-512): per
  *   (b, 16-channel slab) the state and A·16/ln2 (2·16·N floats), per thread
- *   4·16·32 floats of block buffers; portable: per (b, channel block) the
+ *   4·16·16·64 floats (256 KiB) of block buffers; portable: per (b, channel block) the
  *   transposed state and A (2·N·W floats), per thread N + 5W floats.
  * Parallel axis: (b, channel slab/block) items, statically split; each thread
  *   walks its items token-block-major so that a token's rows are read
@@ -229,8 +232,9 @@ static inline __m512 mb_silu16(__m512 z, __m512 tab)
 /* Tokens per block (per-token vectors of a slab precomputed). All slabs of a
  * thread walk a block before the next, so each token row is read together
  * (measured: 10–20 % faster at T = 8192 than walking 4 or 8 slabs through the
- * whole sequence, whose per-slab strided rows the prefetchers serve worse). */
-#define MB_TB 32
+ * whole sequence, whose per-slab strided rows the prefetchers serve worse);
+ * 16 and 32 tokens measure alike once pass 1 reads rows whole (MB_SG). */
+#define MB_TB 16
 
 typedef struct mb_slab {
     int b, g, d0;    /* batch, group, first channel       */
@@ -239,15 +243,65 @@ typedef struct mb_slab {
     const float *AT; /* [N][16] A·16/ln2 (pads 0)          */
 } mb_slab;
 
-/* Per-thread block buffers, [MB_TB][16] each. */
+/* Slabs whose per-token vectors pass 1 computes together: a thread reads a
+ * token's u, δ_raw and z rows of up to MB_SG·16 channels front to back, not
+ * 64 bytes per slab a slab's scan apart. With 64 bytes per slab, pass 1 spent
+ * about a third of the kernel's samples stalled on those loads (perf record,
+ * B 1, T 8192, 1024 channels, N 16, one thread); reading rows whole made the
+ * kernel ≈ 1.35× faster on one thread and ≈ 1.3× on two (32 to 64 slabs,
+ * 16 or 32 tokens: alike within this VM's noise). Buffers per thread:
+ * 4·16·MB_TB·MB_SG floats = 256 KiB, in L2. */
+#define MB_SG 64
+
+/* Block buffers of one slab, [MB_TB][16] each (per thread: MB_SG of them). */
 typedef struct mb_buf {
     float *delta, *du, *gate, *dug; /* δ, δ·u, silu(z), D·u·silu(z) */
 } mb_buf;
 
-/* Tokens [t0, t1) of one 16-channel slab. Pass 1 (per token, 16 channels):
- * δ, δu, silu(z), D·u·silu(z) into the block buffers (L1) and a prefetch of
- * the slab's rows one block ahead. Pass 2: the scan, per token and state n
- * e = exp(δ A[·, n]), h = e ⊙ h + δu·B_n, y += C_n h, then
+static mb_buf mb_buf_at(float *base, int j)
+{
+    mb_buf b;
+    b.delta = base + (size_t)j * 4 * 16 * MB_TB;
+    b.du = b.delta + 16 * MB_TB;
+    b.gate = b.du + 16 * MB_TB;
+    b.dug = b.gate + 16 * MB_TB;
+    return b;
+}
+
+/* Pass 1 over the slabs sl[0..ns) of one batch element for tokens [t0, t1):
+ * per token and slab (16 channels) δ, δu, silu(z), D·u·silu(z) into the
+ * slab's block buffers, token-major so that each row is read front to back,
+ * with a prefetch of the same lines one block ahead. */
+static void mb_pass1(const lat_args *a, const mb_slab *sl, int ns, int t0, int t1, __m512 tab, float *bufs)
+{
+    const lat_shape *s = a->shape;
+    const int Dm = mb_channels(s), T = s->T;
+    const float *u = a->in[0], *dtr = a->in[1], *z = a->in[7];
+    for (int t = t0; t < t1; t++) {
+        const int i = 16 * (t - t0);
+        for (int j = 0; j < ns; j++) {
+            const __mmask16 m = sl[j].m;
+            const size_t ic = ((size_t)sl[j].b * T + t) * Dm + sl[j].d0;
+            if (t + MB_TB < T) {
+                const size_t pc = ic + (size_t)MB_TB * Dm;
+                __builtin_prefetch(u + pc), __builtin_prefetch(dtr + pc), __builtin_prefetch(z + pc);
+            }
+            const mb_buf bf = mb_buf_at(bufs, j);
+            const __m512 bias = _mm512_maskz_loadu_ps(m, a->in[2] + sl[j].d0);
+            const __m512 Dv = _mm512_maskz_loadu_ps(m, a->in[6] + sl[j].d0);
+            const __m512 delta = mb_softplus16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, dtr + ic), bias), tab);
+            const __m512 uv = _mm512_maskz_loadu_ps(m, u + ic);
+            const __m512 g = mb_silu16(_mm512_maskz_loadu_ps(m, z + ic), tab);
+            _mm512_store_ps(bf.delta + i, delta);
+            _mm512_store_ps(bf.du + i, _mm512_mul_ps(delta, uv));
+            _mm512_store_ps(bf.gate + i, g);
+            _mm512_store_ps(bf.dug + i, _mm512_mul_ps(_mm512_mul_ps(Dv, uv), g));
+        }
+    }
+}
+
+/* Pass 2 of one slab, tokens [t0, t1), from its block buffers: the scan, per
+ * token and state n e = exp(δ A[·, n]), h = e ⊙ h + δu·B_n, y += C_n h, then
  * out = y·silu(z) + D·u·silu(z). N = 16: the 16 state vectors stay in
  * registers for the block (≈ 8 % faster than reloading them from L1, which
  * the general-N loop does). */
@@ -256,27 +310,8 @@ static inline __attribute__((always_inline)) void mb_slab_tokens(const lat_args 
 {
     const lat_shape *s = a->shape;
     const int Dm = mb_channels(s), G = s->groups, T = s->T;
-    const float *u = a->in[0], *dtr = a->in[1], *Bm = a->in[4], *Cm = a->in[5], *z = a->in[7];
+    const float *Bm = a->in[4], *Cm = a->in[5];
     const __mmask16 m = sl->m;
-    {
-        const __m512 bias = _mm512_maskz_loadu_ps(m, a->in[2] + sl->d0);
-        const __m512 Dv = _mm512_maskz_loadu_ps(m, a->in[6] + sl->d0);
-        for (int t = t0; t < t1; t++) {
-            const size_t ic = ((size_t)sl->b * T + t) * Dm + sl->d0;
-            if (t + MB_TB < T) {
-                const size_t pc = ic + (size_t)MB_TB * Dm;
-                __builtin_prefetch(u + pc), __builtin_prefetch(dtr + pc), __builtin_prefetch(z + pc);
-            }
-            const int i = 16 * (t - t0);
-            const __m512 delta = mb_softplus16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, dtr + ic), bias), tab);
-            const __m512 uv = _mm512_maskz_loadu_ps(m, u + ic);
-            const __m512 g = mb_silu16(_mm512_maskz_loadu_ps(m, z + ic), tab);
-            _mm512_store_ps(bf->delta + i, delta);
-            _mm512_store_ps(bf->du + i, _mm512_mul_ps(delta, uv));
-            _mm512_store_ps(bf->gate + i, g);
-            _mm512_store_ps(bf->dug + i, _mm512_mul_ps(_mm512_mul_ps(Dv, uv), g));
-        }
-    }
     float *restrict hT = sl->hT;
     const float *restrict AT = sl->AT;
     if (N == 16) {
@@ -365,7 +400,7 @@ static rec_plan plan_recurrent(const lat_shape *s, int nthreads)
     if (p.nt > p.items)
         p.nt = p.items;
     p.item_floats = 2 * 16 * (size_t)s->n_state;
-    p.buf_floats = 4 * 16 * (size_t)MB_TB;
+    p.buf_floats = (size_t)MB_SG * 4 * 16 * MB_TB;
     return p;
 }
 
@@ -402,11 +437,7 @@ static lat_status mb_recurrent(const lat_args *a)
     {
         const int tid = lat_thread_id();
         const __m512 tab = mb_exp2_16_table();
-        mb_buf bf;
-        bf.delta = (float *)a->work + p.item_floats * (size_t)p.items + p.buf_floats * (size_t)tid;
-        bf.du = bf.delta + 16 * MB_TB;
-        bf.gate = bf.du + 16 * MB_TB;
-        bf.dug = bf.gate + 16 * MB_TB;
+        float *bufs = (float *)a->work + p.item_floats * (size_t)p.items + p.buf_floats * (size_t)tid;
         long lo, hi;
         lat_split(p.items, tid, p.nt, &lo, &hi);
         for (long it = lo; it < hi; it++) { /* A·16/ln2 and h0, channel lanes */
@@ -432,12 +463,22 @@ static lat_status mb_recurrent(const lat_args *a)
         }
         for (int t0 = 0; t0 < T; t0 += MB_TB) {
             const int t1 = t0 + MB_TB < T ? t0 + MB_TB : T;
-            for (long it = lo; it < hi; it++) {
-                mb_slab r = slab_at(a, &p, it);
-                if (N == 16)
-                    mb_slab_tokens(a, &r, t0, t1, 16, tab, &bf);
-                else
-                    mb_slab_tokens(a, &r, t0, t1, N, tab, &bf);
+            for (long g0 = lo; g0 < hi;) { /* groups of ≤ MB_SG slabs of one batch element */
+                mb_slab sl[MB_SG];
+                int ns = 0;
+                for (; g0 < hi && ns < MB_SG; g0++, ns++) {
+                    sl[ns] = slab_at(a, &p, g0);
+                    if (ns > 0 && sl[ns].b != sl[0].b)
+                        break;
+                }
+                mb_pass1(a, sl, ns, t0, t1, tab, bufs);
+                for (int j = 0; j < ns; j++) {
+                    const mb_buf bf = mb_buf_at(bufs, j);
+                    if (N == 16)
+                        mb_slab_tokens(a, &sl[j], t0, t1, 16, tab, &bf);
+                    else
+                        mb_slab_tokens(a, &sl[j], t0, t1, N, tab, &bf);
+                }
             }
         }
         if (a->state_out)
