@@ -39,8 +39,9 @@
  *   output head and token 4K(V+1) + V; variant 1 doubles the heads and adds
  *   2·25·(2K+V) + 2(2K² + V²) per input head and token. No exp() anywhere
  *   on this path (EV1). Measured (1 thread, CPU time, B1 T8192 H8 D64; FMA
- *   peak ≈ 117): parallel ≈ 59 GFLOP/s (the q/k row gathers and o writes,
- *   ≈ 64 MB, bound the rest), causal chunk ≈ 74, causal recurrent ≈ 45.
+ *   peak ≈ 117): parallel ≈ 68 GFLOP/s (the GEMMs ≈ 2/3 of the time; the
+ *   q/k/v row streams, ≈ 48 MB, and the o writes, non-temporal, bound the
+ *   rest), causal chunk ≈ 74, causal recurrent ≈ 45.
  * Run: build/latbench run --method efficientvit --form parallel --B 1 --T 4096 --H 8 --D 32 --threads 2
  *      build/latbench check --methods efficientvit
  */

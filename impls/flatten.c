@@ -40,24 +40,28 @@
  *   (z the normalizer as a column of ones appended to v), then the conv tail,
  *   row u = v at position pos−1−u. Paper-formula decode memory: D·Dv + D +
  *   (k−1)·Dv floats per head (spec Appendix A). Non-causal calls keep none.
- * Forms (lat_vision.c): parallel (non-causal: kv-first GEMMs over blocks of
- *   256 tokens, V read in place, the official order; causal: masked quadratic
- *   blocks, T² — a cross-check), chunk (the GLA-family engine, no decay; the
- *   causal workhorse), recurrent (token by token, the decode step).
+ * Forms (lat_vision.c): parallel (non-causal: kv-first GEMMs over sub-blocks
+ *   of 128 tokens, V read in place, the official order, the focusing map
+ *   evaluated once per token for all heads, o = num/den + DWC written in one
+ *   pass; causal: masked quadratic blocks, T² — a cross-check), chunk (the
+ *   GLA-family engine, no decay; the causal workhorse), recurrent (token by
+ *   token, the decode step).
  * Cost per head and token: 4K(V+1) (two GEMMs) + 2k²V (DWC) + V, plus
  *   ≈ 2(p+7)·C per token for the focusing pre-pass; the causal chunk form
  *   adds 2C(K+V+1), the causal parallel form ≈ T(K+V+1). Memory: state
  *   K(V+1) + (k−1)V per slice; workspace 4 floats per token (focusing
- *   scalars) + per-thread token blocks (≈ 256·K floats) + one K(V+1) sum
- *   per (slice, part).
+ *   scalars; not the non-causal parallel form) + per thread a sub-block of
+ *   features and numerators (128·H·(K+V) floats) + one K(V+1) sum per
+ *   (slice, part).
  * Parallel axis: (b, h) slices, token-block-major within a thread; when B·H
  *   does not fill the threads the parallel form splits each slice's tokens
  *   (partial key sums reduced in a fixed order), the chunk form runs the
  *   engine's two-pass scheme, the recurrent form uses min(B·H, threads).
  * Measured (this machine, 1 thread, CPU time, B1 T8192 H8 D64; FMA peak
- *   ≈ 117 GFLOP/s, sgemm 97): parallel ≈ 42 GFLOP/s (the GEMMs run at ≈ 100
- *   inside OpenBLAS; the focusing pre-pass, the extra P read and the DWC are
- *   memory-latency bound row gathers), causal chunk ≈ 57, causal recurrent
+ *   ≈ 117 GFLOP/s, sgemm 97): parallel ≈ 58 GFLOP/s (≈ 1.3× the previous
+ *   kernel, which evaluated the focusing map twice per token; the GEMMs run
+ *   at ≈ 95 inside OpenBLAS, the DWC and the q/k/P/V row streams are
+ *   memory-latency bound), causal chunk ≈ 57, causal recurrent
  *   ≈ 33 (lat_rec_step's state load/store per token, plus the per-token
  *   focusing and conv). FL2: at N = 3136, d = 32, H = 2 the parallel form
  *   (DWC included) takes ≈ 1/27 of the time of tiled exact softmax.

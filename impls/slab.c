@@ -29,7 +29,7 @@
  *   (row u = v at position pos−1−u); D·Dv + D + (k−1)·Dv floats per head.
  * Forms, cost, memory, threads: as flatten.c (shared engine lat_vision.c)
  *   without the focusing pre-pass: 4K(V+1) + 2k²V + V per head and token.
- *   Measured (1 thread, CPU time, B1 T8192 H8 D64): parallel ≈ 49 GFLOP/s,
+ *   Measured (1 thread, CPU time, B1 T8192 H8 D64): parallel ≈ 58 GFLOP/s,
  *   causal chunk ≈ 69, causal recurrent ≈ 41; SL1: at N = 3136, d = 32,
  *   H = 2 the parallel form takes ≈ 0.74× FLatten's time.
  * Run: build/latbench run --method slab --form parallel --B 1 --T 3136 --H 2 --D 32 --threads 2

@@ -7,7 +7,9 @@
  *      grid or causal 1-D, then the grouped pointwise conv as GEMMs);
  *   2. the form proper over B·Ho slices: feature rows are built on the fly
  *      from the inputs (pack), [Num | Den] rows come out of GEMMs or
- *      lat_rec_step, and emit divides, then adds the DWC rows;
+ *      lat_rec_step, and emit divides, then adds the DWC rows (the
+ *      non-causal parallel form: numerators in a scratch block, then one
+ *      fused o = num/den + DWC pass over all heads; see parallel_noncausal);
  *   3. causal calls with state_out: linear states, then the conv tails
  *      (written last: emit reads the old tails, which may alias them).
  */
@@ -20,6 +22,18 @@
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
+
+/* Part `part` of `parts` of a span of n floats into L2 (prefetcht1): the
+ * parallel form fetches the next sub-block's token rows this way, a slice
+ * before each head's GEMM, so the DRAM streams are under way before the
+ * feature pass needs them (A/B: ≈ 10 % more CPU time without it). */
+static inline void prefetch_span_l2(const float *x, size_t n, int part, int parts)
+{
+    const size_t lines = (n + 15) / 16, l0 = lines * (size_t)part / (size_t)parts,
+                 l1 = lines * (size_t)(part + 1) / (size_t)parts;
+    for (size_t l = l0; l < l1; l++)
+        __builtin_prefetch(x + 16 * l, 0, 2);
+}
 
 /* ------------------------------------------------------------------------- */
 /* Grid and depthwise convolutions                                           */
@@ -50,15 +64,15 @@ void lat_dwc_transpose(float *restrict wT, const float *restrict w, int ch, int 
 #define DWC_BLOCK(BW)                                                                          \
     static inline void dwc2d_block##BW(int Hs, int Ws, int k, int ch, const float *restrict wT,  \
                                        const float *restrict bias, const float *restrict x,     \
-                                       size_t ldx, float *restrict ot, int y, int xc, int c0,    \
-                                       int add)                                                  \
+                                       size_t ldx, float *ot, const float *oin, int y, int xc,   \
+                                       int c0, int add, float os)                                \
     {                                                                                            \
         const int r = k / 2;                                                                     \
         const int a0 = imax(0, r - y), a1 = imin(k, Hs - y + r);                                 \
         const int e0 = imax(0, r - xc), e1 = imin(k, Ws - xc + r);                               \
         float acc[BW];                                                                           \
         for (int c = 0; c < BW; c++)                                                             \
-            acc[c] = (add ? ot[c0 + c] : 0.0f) + (bias ? bias[c0 + c] : 0.0f);                   \
+            acc[c] = (add ? oin[c0 + c] * os : 0.0f) + (bias ? bias[c0 + c] : 0.0f);             \
         for (int a = a0; a < a1; a++) {                                                          \
             const float *xr = x + ((size_t)(y + a - r) * (size_t)Ws + (size_t)(xc + e0 - r)) * ldx \
                               + c0;                                                              \
@@ -105,11 +119,11 @@ void lat_dwc2d_rows(int Hs, int Ws, int k, int ch, const float *restrict wT,
         float *ot = o + (size_t)t * ldo;
         int c0 = 0;
         for (; c0 + 64 <= ch; c0 += 64)
-            dwc2d_block64(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+            dwc2d_block64(Hs, Ws, k, ch, wT, bias, x, ldx, ot, ot, y, xc, c0, add, 1.0f);
         for (; c0 + 16 <= ch; c0 += 16)
-            dwc2d_block16(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+            dwc2d_block16(Hs, Ws, k, ch, wT, bias, x, ldx, ot, ot, y, xc, c0, add, 1.0f);
         for (; c0 < ch; c0++)
-            dwc2d_block1(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+            dwc2d_block1(Hs, Ws, k, ch, wT, bias, x, ldx, ot, ot, y, xc, c0, add, 1.0f);
     }
 }
 
@@ -118,45 +132,91 @@ void lat_dwc2d_rows(int Hs, int Ws, int k, int ch, const float *restrict wT,
  * all heads (k·Ws·H·V floats) would not. */
 #define DWC_CT 16
 
+/* Register-blocked interior kernel (k = 3, 5, 7): DWC_NO adjacent output
+ * columns of one head and one vector of channels at once, the k weight
+ * vectors of a kernel row in registers, each source column loaded once per
+ * kernel row for all the outputs it feeds ((k + DWC_NO − 1) + k loads for
+ * k·DWC_NO FMAs, against 2 loads per FMA one output at a time). Same taps in
+ * the same order as dwc2d_block*, so the result is bitwise that of the
+ * generic path. AVX-512: 16 channels, masked tail; AVX2: 8 channels, whole
+ * vectors only (ch % 8 == 0, else the generic path). */
+#define DWC_NO 8
 #if defined(__AVX512F__)
 #include <immintrin.h>
-/* Register-blocked interior kernel (AVX-512, k = 3, 5, 7): DWC_NO adjacent
- * output columns of one head and 16 channels at once, the k weight vectors of
- * a kernel row in registers, each source column loaded once per kernel row
- * for all the outputs it feeds ((k + DWC_NO − 1) + k loads for k·DWC_NO FMAs,
- * against 2 loads per FMA one output at a time). Same taps in the same
- * order as dwc2d_block*, so the result is bitwise that of the generic path. */
-#define DWC_NO 8
+#define DWC_VW 16
+typedef __m512 dwc_vec;
+typedef __mmask16 dwc_mask;
+#define DWC_LOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define DWC_STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define DWC_STREAM(p, v) _mm512_stream_ps(p, v)
+#define DWC_FMA _mm512_fmadd_ps
+#define DWC_ADD _mm512_add_ps
+#define DWC_MUL _mm512_mul_ps
+#define DWC_SET1 _mm512_set1_ps
+#define DWC_ZERO _mm512_setzero_ps
+#define DWC_MASK(n) ((n) >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n)) - 1u))
+#define DWC_CH_OK(ch) 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define DWC_VW 8
+typedef __m256 dwc_vec;
+typedef int dwc_mask;
+#define DWC_LOAD(p, m) ((void)(m), _mm256_loadu_ps(p))
+#define DWC_STORE(p, m, v) ((void)(m), _mm256_storeu_ps(p, v))
+#define DWC_STREAM(p, v) _mm256_stream_ps(p, v)
+#define DWC_FMA _mm256_fmadd_ps
+#define DWC_ADD _mm256_add_ps
+#define DWC_MUL _mm256_mul_ps
+#define DWC_SET1 _mm256_set1_ps
+#define DWC_ZERO _mm256_setzero_ps
+#define DWC_MASK(n) 0
+#define DWC_CH_OK(ch) ((ch) % 8 == 0)
+#endif
+
+#ifdef DWC_VW
+/* rows[a] (a ∈ [a0, a1)): kernel row a's source at column xc − r, lds floats
+ * between columns; o, oi: output xc and its old value (ldo, ldi floats to the
+ * next output); os: the scales of the DWC_NO old values (NULL: 1); nts:
+ * non-temporal stores (whole aligned vectors: the caller checks).
+ * (Row pointers rather than (x, y): GCC keeps the accumulators in registers
+ * across the kernel rows, where the (x, y) form spilled them every row.) */
 #define DWC_GROUP(KS)                                                                             \
     static void dwc_group##KS(const float *restrict wT, int ch, const float *restrict bias,        \
-                              const float *restrict x, size_t ldx, int Ws, float *restrict o,     \
-                              size_t ldo, int y, int a0, int a1, int xc, int c0, __mmask16 m,     \
-                              int add)                                                            \
+                              const float *const *rows, size_t lds, float *o, size_t ldo,         \
+                              const float *oi, size_t ldi, int a0, int a1, int c0, dwc_mask m,    \
+                              int add, const float *restrict os, int nts)                         \
     {                                                                                             \
-        const int r = KS / 2;                                                                     \
-        __m512 acc[DWC_NO];                                                                       \
-        const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();       \
-        for (int j = 0; j < DWC_NO; j++) {                                                        \
-            const __m512 init = add ? _mm512_maskz_loadu_ps(m, o + (size_t)(xc + j) * ldo + c0)   \
-                                    : _mm512_setzero_ps();                                        \
-            acc[j] = _mm512_add_ps(init, bv);                                                     \
+        dwc_vec acc[DWC_NO];                                                                      \
+        const dwc_vec bv = bias ? DWC_LOAD(bias + c0, m) : DWC_ZERO();                            \
+        _Pragma("GCC unroll 8") for (int j = 0; j < DWC_NO; j++) {                                \
+            dwc_vec init = DWC_ZERO();                                                            \
+            if (add) {                                                                            \
+                init = DWC_LOAD(oi + (size_t)j * ldi + c0, m);                                    \
+                if (os)                                                                           \
+                    init = DWC_MUL(init, DWC_SET1(os[j]));                                        \
+            }                                                                                     \
+            acc[j] = DWC_ADD(init, bv);                                                           \
         }                                                                                         \
         for (int a = a0; a < a1; a++) {                                                           \
-            __m512 w[KS];                                                                         \
+            dwc_vec w[KS];                                                                        \
             _Pragma("GCC unroll 9") for (int e = 0; e < KS; e++)                                  \
-                w[e] = _mm512_maskz_loadu_ps(m, wT + (size_t)(a * KS + e) * (size_t)ch + c0);     \
-            const float *xr = x + ((size_t)(y + a - r) * (size_t)Ws + (size_t)(xc - r)) * ldx + c0; \
+                w[e] = DWC_LOAD(wT + (size_t)(a * KS + e) * (size_t)ch + c0, m);                  \
+            const float *xr = rows[a];                                                            \
             _Pragma("GCC unroll 16") for (int sc = 0; sc < DWC_NO + KS - 1; sc++) {               \
-                const __m512 xv = _mm512_maskz_loadu_ps(m, xr + (size_t)sc * ldx);                \
+                const dwc_vec xv = DWC_LOAD(xr + (size_t)sc * lds, m);                            \
                 _Pragma("GCC unroll 8") for (int j = 0; j < DWC_NO; j++) {                        \
                     const int e = sc - j;                                                         \
                     if (e >= 0 && e < KS)                                                         \
-                        acc[j] = _mm512_fmadd_ps(w[e], xv, acc[j]);                               \
+                        acc[j] = DWC_FMA(w[e], xv, acc[j]);                                       \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
-        for (int j = 0; j < DWC_NO; j++)                                                          \
-            _mm512_mask_storeu_ps(o + (size_t)(xc + j) * ldo + c0, m, acc[j]);                    \
+        if (nts)                                                                                  \
+            _Pragma("GCC unroll 8") for (int j = 0; j < DWC_NO; j++)                              \
+                DWC_STREAM(o + (size_t)j * ldo + c0, acc[j]);                                     \
+        else                                                                                      \
+            _Pragma("GCC unroll 8") for (int j = 0; j < DWC_NO; j++)                              \
+                DWC_STORE(o + (size_t)j * ldo + c0, m, acc[j]);                                   \
     }
 DWC_GROUP(3)
 DWC_GROUP(5)
@@ -164,33 +224,56 @@ DWC_GROUP(7)
 #undef DWC_GROUP
 #endif
 
-/* One output (y, xc) of one head, all channels, the generic kernels. */
+/* One output (y, xc) of one head, all channels, the generic kernels: ot =
+ * os·oin + bias + taps (oin: the old value, ot itself or elsewhere). */
 static inline void dwc2d_one(int Hs, int Ws, int k, int ch, const float *restrict wT, const float *restrict bias,
-                             const float *restrict x, size_t ldx, float *restrict ot, int y, int xc, int add)
+                             const float *restrict x, size_t ldx, float *ot, const float *oin, int y, int xc,
+                             int add, float os)
 {
     int c0 = 0;
     for (; c0 + 64 <= ch; c0 += 64)
-        dwc2d_block64(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+        dwc2d_block64(Hs, Ws, k, ch, wT, bias, x, ldx, ot, oin, y, xc, c0, add, os);
     for (; c0 + 16 <= ch; c0 += 16)
-        dwc2d_block16(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+        dwc2d_block16(Hs, Ws, k, ch, wT, bias, x, ldx, ot, oin, y, xc, c0, add, os);
     for (; c0 < ch; c0++)
-        dwc2d_block1(Hs, Ws, k, ch, wT, bias, x, ldx, ot, y, xc, c0, add);
+        dwc2d_block1(Hs, Ws, k, ch, wT, bias, x, ldx, ot, oin, y, xc, c0, add, os);
 }
 
-void lat_dwc2d_heads(int Hs, int Ws, int k, int ch, int nh, const float *restrict wT, size_t wstride,
-                     const float *restrict bias, size_t bstride, const float *restrict x, size_t ldx,
-                     size_t hx, float *restrict o, size_t ldo, size_t ho, int t0, int t1, int add)
+/* Where dwc2d_heads finds the old output values it adds (add = 1): the
+ * outputs themselves, or (src) a separate buffer, value of (head h, row t)
+ * at src[h·hs + (t − t0)·ld]; each scaled by scale[h·sh + t − t0] (scale
+ * NULL: 1). stream: write the outputs with non-temporal stores where whole
+ * 64-byte-aligned vectors allow (the parallel form: o is written once and
+ * not read again, so no read-for-ownership of its lines). */
+typedef struct dwc_old {
+    const float *src, *scale;
+    size_t ld, hs, sh;
+    int stream;
+} dwc_old;
+
+/* lat_dwc2d_heads with the old values of dwc_old: o = s·old + DWC(x) in one
+ * pass (the parallel form's o = num/den + DWC, num in a scratch block). */
+static void dwc2d_heads(int Hs, int Ws, int k, int ch, int nh, const float *restrict wT, size_t wstride,
+                        const float *restrict bias, size_t bstride, const float *restrict x, size_t ldx,
+                        size_t hx, float *o, size_t ldo, size_t ho, int t0, int t1, int add, const dwc_old *old)
 {
     if (t1 <= t0)
         return;
     const int y0 = t0 / Ws, y1 = (t1 - 1) / Ws, r = k / 2;
+    const float *osrc = old ? old->src : NULL, *oscl = old ? old->scale : NULL;
+#ifdef DWC_VW
+    const int grp = (k == 3 || k == 5 || k == 7) && DWC_CH_OK(ch), nc = (ch + DWC_VW - 1) / DWC_VW;
+    /* streaming: every vector whole and aligned */
+    const int nts = old && old->stream && ch % DWC_VW == 0 && ldo % DWC_VW == 0 && ho % DWC_VW == 0 &&
+                    ((uintptr_t)o % (DWC_VW * sizeof(float))) == 0;
+#endif
     /* tiles [0, r + DWC_CT), then DWC_CT wide: past the r border columns a
      * tile holds whole groups of DWC_NO */
     for (int xt = 0, xn = r + DWC_CT; xt < Ws; xt = xn, xn += DWC_CT)
         for (int y = y0; y <= y1; y++) {
             const int xs = imax(xt, y == y0 ? t0 % Ws : 0);
             const int xe = imin(xn, y == y1 ? (t1 - 1) % Ws + 1 : Ws);
-#if defined(__AVX512F__)
+#ifdef DWC_VW
             const int a0 = imax(0, r - y), a1 = imin(k, Hs - y + r);
 #endif
             for (int h = 0; h < nh; h++) {
@@ -198,28 +281,44 @@ void lat_dwc2d_heads(int Hs, int Ws, int k, int ch, int nh, const float *restric
                 const float *xh = x + (size_t)h * hx;
                 float *oh = o + (size_t)(y * Ws) * ldo + (size_t)h * ho; /* output column 0 of row y */
                 for (int xc = xs; xc < xe;) {
-#if defined(__AVX512F__)
-                    if ((k == 3 || k == 5 || k == 7) && xc - r >= 0 && xc + DWC_NO <= xe &&
-                        xc + DWC_NO - 1 + r < Ws) {
-                        for (int c0 = 0; c0 < ch; c0 += 16) {
-                            const __mmask16 m = ch - c0 >= 16 ? (__mmask16)0xFFFF
-                                                              : (__mmask16)((1u << (ch - c0)) - 1u);
+                    const size_t it = (size_t)(y * Ws + xc - t0); /* row index in the old-value buffers */
+                    const float *oi = osrc ? osrc + (size_t)h * old->hs + it * old->ld : oh + (size_t)xc * ldo;
+                    const float *os = oscl ? oscl + (size_t)h * old->sh + it : NULL;
+#ifdef DWC_VW
+                    if (grp && xc - r >= 0 && xc + DWC_NO <= xe && xc + DWC_NO - 1 + r < Ws) {
+                        for (int ci = 0; ci < nc; ci++) {
+                            const int c0 = ci * DWC_VW;
+                            const dwc_mask m = DWC_MASK(ch - c0);
+                            const float *rows[7];
+                            for (int a = a0; a < a1; a++)
+                                rows[a] = xh + ((size_t)(y + a - r) * (size_t)Ws + (size_t)(xc - r)) * ldx + c0;
+                            const size_t ldi = osrc ? old->ld : ldo;
                             if (k == 3)
-                                dwc_group3(wh, ch, bh, xh, ldx, Ws, oh, ldo, y, a0, a1, xc, c0, m, add);
+                                dwc_group3(wh, ch, bh, rows, ldx, oh + (size_t)xc * ldo, ldo, oi, ldi, a0, a1, c0, m,
+                                           add, os, nts);
                             else if (k == 5)
-                                dwc_group5(wh, ch, bh, xh, ldx, Ws, oh, ldo, y, a0, a1, xc, c0, m, add);
+                                dwc_group5(wh, ch, bh, rows, ldx, oh + (size_t)xc * ldo, ldo, oi, ldi, a0, a1, c0, m,
+                                           add, os, nts);
                             else
-                                dwc_group7(wh, ch, bh, xh, ldx, Ws, oh, ldo, y, a0, a1, xc, c0, m, add);
+                                dwc_group7(wh, ch, bh, rows, ldx, oh + (size_t)xc * ldo, ldo, oi, ldi, a0, a1, c0, m,
+                                           add, os, nts);
                         }
                         xc += DWC_NO;
                         continue;
                     }
 #endif
-                    dwc2d_one(Hs, Ws, k, ch, wh, bh, xh, ldx, oh + (size_t)xc * ldo, y, xc, add);
+                    dwc2d_one(Hs, Ws, k, ch, wh, bh, xh, ldx, oh + (size_t)xc * ldo, oi, y, xc, add, os ? *os : 1.0f);
                     xc++;
                 }
             }
         }
+}
+
+void lat_dwc2d_heads(int Hs, int Ws, int k, int ch, int nh, const float *restrict wT, size_t wstride,
+                     const float *restrict bias, size_t bstride, const float *restrict x, size_t ldx,
+                     size_t hx, float *restrict o, size_t ldo, size_t ho, int t0, int t1, int add)
+{
+    dwc2d_heads(Hs, Ws, k, ch, nh, wT, wstride, bias, bstride, x, ldx, hx, o, ldo, ho, t0, t1, add, NULL);
 }
 
 void lat_dwc1d_rows(int k, int ch, const float *restrict wT, const float *restrict bias,
@@ -266,7 +365,7 @@ size_t lat_vla_state_floats(const lat_vla *c)
 #define PAR_TB 256 /* token block of the non-causal parallel form */
 #define PAR_C 64   /* query block of the causal (quadratic) parallel form */
 #ifndef P1B
-#define P1B 128    /* key sub-block of the non-causal pass 1 (features of all heads) */
+#define P1B 128    /* token sub-block of the non-causal passes (features of all heads, GEMM M) */
 #endif
 
 typedef struct vplan {
@@ -332,8 +431,8 @@ static vplan make_plan(const lat_vla *c, lat_vla_form f, int nthreads)
         p.o_kv = o; /* reduced [S | z] per slice, then a partial per thread and slice */
         o += (size_t)p.BH * FL(K * V1) * (nt + 1);
         p.o_thr = o;
-        p.per_thread = FL((size_t)p.Ho * (size_t)(PAR_TB > P1B ? PAR_TB : P1B) * K) + FL((size_t)p.Ho * K) +
-                       FL((size_t)PAR_TB);
+        p.per_thread = FL((size_t)p.Ho * (size_t)P1B * K) + FL((size_t)p.Ho * K) + FL((size_t)p.Ho * (size_t)P1B) +
+                       FL((size_t)p.Ho * (size_t)P1B * (size_t)p.V);
         o += p.per_thread * nt;
     } else if (f == LAT_VLA_PARALLEL) {
         p.per_thread = FL(T * K) + FL(T * V1) + FL((size_t)PAR_C * K) + FL((size_t)PAR_C * T) +
@@ -546,46 +645,68 @@ static void emit_rows(const vctx *x, int b, int hh, int t0, int n, const float *
     dwc_rows(x, b, hh, t0, n);
 }
 
-/* Rows whose numerators are already in o: o /= (den + ε(t)) (the DWC rows
- * are the caller's: several heads at once, lat_dwc2d_heads). */
-static void emit_scale(const vctx *x, int b, int hh, int t0, int n, const float *restrict den)
-{
-    const vplan *p = x->pl;
-    const size_t ldo = (size_t)p->Ho * (size_t)p->V;
-    float *o0 = out_slice(x, b, hh);
-    for (int r = 0; r < n; r++) {
-        emit_prefetch(x, b, hh, t0 + r);
-        lat_vec_scale(o0 + (size_t)(t0 + r) * ldo, 1.0f / (den[r] + eps_at(x, t0 + r)), (size_t)p->V);
-    }
-}
-
 /* ------------------------------------------------------------------------- */
 /* Pre-passes                                                                */
 /* ------------------------------------------------------------------------- */
 
+/* y ← invm·y and yp = y^p (powp's products, in its order), one pass */
+static inline void scale_pow(float *restrict y, float *restrict yp, float invm, size_t C, int pw)
+{
+    if (pw == 3)
+        for (size_t i = 0; i < C; i++) {
+            const float z = invm * y[i];
+            y[i] = z;
+            yp[i] = z * z * z;
+        }
+    else if (pw == 2)
+        for (size_t i = 0; i < C; i++) {
+            const float z = invm * y[i];
+            y[i] = z;
+            yp[i] = z * z;
+        }
+    else {
+        for (size_t i = 0; i < C; i++) {
+            y[i] = invm * y[i];
+            yp[i] = y[i];
+        }
+        powp(yp, (int)C, pw);
+    }
+}
+
+/* FLatten's focusing core for one token row xr (+ pr, the positional row, or
+ * NULL) of C = H·K channels: x̃ = (ReLU(x) + 1e-6)·isp, m = max x̃; leaves
+ * y = x̃/m and yp = (x̃/m)^p, returns 1/m in *invm and r = ‖x̃‖/‖(x̃/m)^p‖
+ * (the features are r·yp). Vector passes over the C floats of y, yp. */
+static float focus_core(const lat_vla *c, const float *isp, const float *restrict xr, const float *restrict pr,
+                        float *restrict y, float *restrict yp, size_t C, float *invm_out)
+{
+    if (pr)
+        for (size_t i = 0; i < C; i++) {
+            const float z = xr[i] + pr[i];
+            y[i] = ((z > 0.0f ? z : 0.0f) + 1e-6f) * isp[i];
+        }
+    else
+        for (size_t i = 0; i < C; i++)
+            y[i] = ((xr[i] > 0.0f ? xr[i] : 0.0f) + 1e-6f) * isp[i];
+    const float m = lat_vec_max(y, C), invm = 1.0f / m;
+    scale_pow(y, yp, invm, C, c->p);
+    const double nx2 = lat_vec_dot(y, y, C), ny2 = lat_vec_dot(yp, yp, C);
+    *invm_out = invm;
+    return (float)((double)m * sqrt(nx2 / ny2));
+}
+
 /* FLatten: for token bt (of all B·T) and q (isk 0) or k (1): m = max x̃,
  * r = ‖x̃‖/‖(x̃/m)^p‖ over the token's C = H·K channels (fsc = [1/m, r] for
- * q, then for k). Vector passes over a copy y of the token (lat_vec
- * max/scale/dot); y, yp: C floats of scratch each. */
+ * q, then for k); y, yp: C floats of scratch each. */
 static void focus_token(const lat_vla *c, const float *isp, float *fsc, long bt, int isk, float *restrict y,
                         float *restrict yp, size_t C)
 {
     const float *xr = (isk ? c->k : c->q) + (size_t)bt * C;
     const float *pr = isk && c->pos ? c->pos + (size_t)bt * C : NULL;
-    if (pr)
-        for (size_t i = 0; i < C; i++)
-            y[i] = xr[i] + pr[i];
-    else
-        memcpy(y, xr, sizeof(float) * C);
-    for (size_t i = 0; i < C; i++)
-        y[i] = ((y[i] > 0.0f ? y[i] : 0.0f) + 1e-6f) * isp[i];
-    const float m = lat_vec_max(y, C), invm = 1.0f / m;
-    lat_vec_scale(y, invm, C);
-    memcpy(yp, y, sizeof(float) * C);
-    powp(yp, (int)C, c->p);
-    const double nx2 = lat_vec_dot(y, y, C), ny2 = lat_vec_dot(yp, yp, C);
+    float invm;
+    const float r = focus_core(c, isp, xr, pr, y, yp, C, &invm);
     fsc[(size_t)bt * 4 + 2 * (size_t)isk] = invm;
-    fsc[(size_t)bt * 4 + 2 * (size_t)isk + 1] = (float)((double)m * sqrt(nx2 / ny2));
+    fsc[(size_t)bt * 4 + 2 * (size_t)isk + 1] = r;
 }
 
 /* 1/softplus(s) of the learned scale, C = H·K values */
@@ -720,17 +841,53 @@ static inline size_t lin_off(const vctx *x, int bh)
 /* Forms                                                                     */
 /* ------------------------------------------------------------------------- */
 
+/* o rows r < n (ldo apart) = s[r]·N rows (ldN apart), V floats each: the
+ * numerators of a head without DWC, scaled on the way out of the scratch
+ * block; non-temporal stores when the rows are whole aligned vectors (o is
+ * not read again). */
+static void scale_rows_out(float *o, size_t ldo, const float *restrict N, size_t ldN, const float *restrict s, int n,
+                           int V)
+{
+    for (int r = 0; r < n; r++) {
+        float *orow = o + (size_t)r * ldo;
+        const float *nr = N + (size_t)r * ldN;
+        int j = 0;
+#if defined(__AVX512F__)
+        if ((uintptr_t)orow % 64 == 0)
+            for (const __m512 sv = _mm512_set1_ps(s[r]); j + 16 <= V; j += 16)
+                _mm512_stream_ps(orow + j, _mm512_mul_ps(sv, _mm512_loadu_ps(nr + j)));
+#elif defined(__AVX2__)
+        if ((uintptr_t)orow % 32 == 0)
+            for (const __m256 sv = _mm256_set1_ps(s[r]); j + 8 <= V; j += 8)
+                _mm256_stream_ps(orow + j, _mm256_mul_ps(sv, _mm256_loadu_ps(nr + j)));
+#endif
+        for (; j < V; j++)
+            orow[j] = s[r] * nr[j];
+    }
+}
+
 /* non-causal, token-major: the B·(T/tb) token blocks (tb ≤ PAR_TB tokens,
  * all Ho heads of a block on one thread) are split into one contiguous run
  * per thread, so every thread reads and writes whole token rows (all heads'
  * channels: no cache line of o is written by, or prefetched into, two cores)
- * and the DWC of a block runs over all H heads at once. Pass 1: per thread
- * and slice a partial [S | z] over its blocks; V is read in place by the
- * GEMMs (N = V columns, no [v | 1] copy), z = Σ φ(k) a column sum of the
- * feature block. Pass 2: the partials summed per slice in thread order
- * (fixed for a given thread count). Pass 3: per block and head the
- * numerators written straight into o, the denominators ⟨φ(q), z⟩, then the
- * block's DWC rows over the H input heads. */
+ * and the DWC runs over all H heads at once. Sub-blocks of P1B tokens inside
+ * a block: their feature rows of all heads (token_features: each token's H·K
+ * row read once, FLatten's focusing computed once per token and reused for
+ * every head) and M ≤ P1B GEMMs (OpenBLAS's small kernels: no packing, and
+ * with beta 0 no zeroing pass over C); while a head's GEMM runs, the next
+ * sub-block's input rows are on their way into L2 (prefetch_span_l2).
+ * Pass 1: per thread and slice a partial [S | z] over its blocks; V is read
+ * in place by the GEMMs (N = V columns, no [v | 1] copy), z = Σ φ(k) a
+ * column sum of the feature block. Pass 2: the partials summed per slice in
+ * thread order (fixed for a given thread count). Pass 3: per sub-block the
+ * reciprocal denominators 1/(⟨φ(q), z⟩ + ε) as the φ(q) rows are built,
+ * per head the numerators φ(Q)·S into a scratch block (L2-resident, not the
+ * cold rows of o), then one pass over the sub-block's rows of the H input
+ * heads writes o = num·(1/den) + DWC(V) (dwc2d_heads with the scratch as
+ * its scaled initial values, non-temporal stores): o is written once and
+ * never read back. Heads without a DWC: scale_rows_out. Same operations in
+ * the same order as the previous two-pass version (numerators into o, a
+ * scale pass, a DWC pass adding into o): bitwise the same output. */
 static int par_tb(const vplan *p)
 {
     const int want = (4 * p->nt + p->B - 1) / p->B; /* ≥ 4 blocks per thread when T allows */
@@ -738,22 +895,85 @@ static int par_tb(const vplan *p)
     return tb > PAR_TB ? PAR_TB : (tb < 16 ? 16 : tb);
 }
 
+/* φ rows of token (b, t) for all Ho output heads, head hh's at F + hh·fh;
+ * z (Ho·K, or NULL) += them; zq (Ho·K, or NULL): iq[hh·iqh] = 1/(⟨φ, zq_hh⟩
+ * + ε(t)). The input heads read the token's H·K row (and
+ * P's) once, front to back; FLatten's two focusing scalars come from that
+ * pass and the features are r·(x̃/m)^p of it (the values feature() gives,
+ * bitwise); fy: 2·FL(H·K) bytes of scratch (FLatten). Aggregated heads
+ * (hh ≥ H) go through feature(). */
+static void token_features(const vctx *x, int isk, int b, int t, float *restrict F, size_t fh,
+                           float *restrict z, float *restrict fy, const float *restrict zq, float *restrict iq,
+                           size_t iqh)
+{
+    const vplan *p = x->pl;
+    const int K = p->K, H = p->H;
+    const size_t HK = (size_t)H * (size_t)K, bt = (size_t)b * (size_t)p->T + (size_t)t;
+    const float *src = (isk ? x->c->k : x->c->q) + bt * HK;
+    const float *pos = isk && x->c->pos ? x->c->pos + bt * HK : NULL;
+    if (t + PF_AHEAD < p->T) {
+        prefetch_floats(src + (size_t)PF_AHEAD * HK, (int)HK, 0);
+        if (pos)
+            prefetch_floats(pos + (size_t)PF_AHEAD * HK, (int)HK, 0);
+    }
+    if (x->c->map == LAT_VLA_FOCUSED) {
+        float *y = fy, *yp = fy + FL(HK) / sizeof(float), invm;
+        const float r = focus_core(x->c, x->isp, src, pos, y, yp, HK, &invm);
+        for (int h = 0; h < H; h++) {
+            float *f = F + (size_t)h * fh;
+            const float *s = yp + (size_t)h * (size_t)K;
+            for (int i = 0; i < K; i++)
+                f[i] = r * s[i];
+        }
+    } else {
+        const float fl = x->c->floor;
+        for (int h = 0; h < H; h++) {
+            float *f = F + (size_t)h * fh;
+            const float *s = src + (size_t)h * (size_t)K;
+            if (pos) {
+                const float *ps = pos + (size_t)h * (size_t)K;
+                for (int i = 0; i < K; i++) {
+                    const float v = s[i] + ps[i];
+                    f[i] = (v > 0.0f ? v : 0.0f) + fl;
+                }
+            } else {
+                for (int i = 0; i < K; i++)
+                    f[i] = (s[i] > 0.0f ? s[i] : 0.0f) + fl;
+            }
+        }
+    }
+    for (int hh = H; hh < p->Ho; hh++)
+        feature(x, isk, b, t, hh, F + (size_t)hh * fh);
+    if (z)
+        for (int hh = 0; hh < p->Ho; hh++) {
+            const float *f = F + (size_t)hh * fh;
+            float *zh = z + (size_t)hh * (size_t)K;
+            for (int i = 0; i < K; i++)
+                zh[i] += f[i];
+        }
+    if (zq) /* queries: 1/(⟨φ(q), z⟩ + ε) per head while the rows are in L1 */
+        for (int hh = 0; hh < p->Ho; hh++)
+            iq[(size_t)hh * iqh] =
+                1.0f / (lat_vec_dot(F + (size_t)hh * fh, zq + (size_t)hh * (size_t)K, (size_t)K) + eps_at(x, t));
+}
+
 static void parallel_noncausal(const vctx *x, const vplan *p, char *work)
 {
-    const int K = p->K, V = p->V, V1 = p->V + 1, T = p->T, BH = p->BH, nt = p->nt;
+    const int K = p->K, V = p->V, V1 = p->V + 1, T = p->T, H = p->H, BH = p->BH, nt = p->nt;
     const size_t KV = (size_t)K * (size_t)V1, kvs = FL(KV) / sizeof(float);
     const int tb = par_tb(p), nblk = (T + tb - 1) / tb;
     float *kvred = (float *)(work + p->o_kv);  /* [BH] reduced [S | z]            */
     float *kvpart = kvred + (size_t)BH * kvs;  /* [nt][BH] per-thread partials    */
-    const size_t ldo = (size_t)p->Ho * (size_t)V;
+    const size_t ldo = (size_t)p->Ho * (size_t)V, fh = (size_t)P1B * (size_t)K, fhv = (size_t)P1B * (size_t)V;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int tid = lat_thread_id();
         char *mine = work + p->o_thr + p->per_thread * (size_t)tid;
-        const size_t fbuf = FL((size_t)p->Ho * (size_t)(PAR_TB > P1B ? PAR_TB : P1B) * (size_t)K);
-        float *F = (float *)mine, *zc = (float *)(mine + fbuf);
-        float *den = zc + FL((size_t)p->Ho * (size_t)K) / sizeof(float);
-        const size_t HK = (size_t)p->H * (size_t)K, fyl = FL(HK) / sizeof(float);
+        float *F = (float *)mine;                                         /* [Ho][P1B][K] */
+        float *zc = (float *)(mine + FL((size_t)p->Ho * fh));             /* [Ho][K]      */
+        float *inv = zc + FL((size_t)p->Ho * (size_t)K) / sizeof(float);  /* [Ho][P1B]    */
+        float *num = inv + FL((size_t)p->Ho * (size_t)P1B) / sizeof(float); /* [Ho][P1B][V] */
+        const size_t HK = (size_t)H * (size_t)K;
         float *fy = x->c->map == LAT_VLA_FOCUSED ? (float *)(work + p->o_fscr + 2 * FL(HK) * (size_t)tid) : NULL;
         long lo, hi; /* this thread's blocks: unit u = b·nblk + block */
         lat_split((long)p->B * nblk, tid, nt, &lo, &hi);
@@ -764,30 +984,29 @@ static void parallel_noncausal(const vctx *x, const vplan *p, char *work)
                     memset(P + (size_t)(b * p->Ho + hh) * kvs, 0, sizeof(float) * KV);
         for (long u = lo; u < hi; u++) {
             const int b = (int)(u / nblk), tu = (int)(u % nblk) * tb, nu = imin(tb, T - tu);
-            /* sub-blocks of P1B keys: the features of every head, token by
-             * token (each token's H·K key row read front to back, the
-             * hardware streams follow it), then one GEMM per head */
             for (int t0 = tu; t0 < tu + nu; t0 += P1B) {
                 const int n = imin(P1B, tu + nu - t0);
                 memset(zc, 0, sizeof(float) * (size_t)p->Ho * (size_t)K);
                 for (int r = 0; r < n; r++) {
                     if (t0 + r + PF_AHEAD < T) /* the v rows of all input heads, contiguous */
-                        prefetch_floats(src_row(x, 2, b, t0 + r + PF_AHEAD, 0, NULL), p->H * V, 0);
-                    if (fy) /* FLatten: the token's focusing scalars of k, over all heads */
-                        focus_token(x->c, x->isp, x->fsc, (long)b * T + t0 + r, 1, fy, fy + fyl, HK);
-                    for (int hh = 0; hh < p->Ho; hh++) {
-                        float *f = F + ((size_t)hh * P1B + (size_t)r) * (size_t)K, *z = zc + (size_t)hh * (size_t)K;
-                        feature(x, 1, b, t0 + r, hh, f);
-                        for (int i = 0; i < K; i++)
-                            z[i] += f[i];
-                    }
+                        prefetch_floats(src_row(x, 2, b, t0 + r + PF_AHEAD, 0, NULL), H * V, 0);
+                    token_features(x, 1, b, t0 + r, F + (size_t)r * (size_t)K, fh, zc, fy, NULL, NULL, 0);
                 }
+                const int tn = t0 + n, nn = imin(P1B, T - tn); /* the next sub-block's rows */
+                const size_t bt = (size_t)b * (size_t)T + (size_t)tn;
                 for (int hh = 0; hh < p->Ho; hh++) {
+                    if (nn > 0) {
+                        prefetch_span_l2(x->c->k + bt * HK, (size_t)nn * HK, hh, p->Ho);
+                        prefetch_span_l2(x->c->v + bt * (size_t)H * (size_t)V, (size_t)nn * (size_t)H * (size_t)V, hh,
+                                         p->Ho);
+                        if (x->c->pos)
+                            prefetch_span_l2(x->c->pos + bt * HK, (size_t)nn * HK, hh, p->Ho);
+                    }
                     float *KVp = P + (size_t)(b * p->Ho + hh) * kvs;
                     const float *z = zc + (size_t)hh * (size_t)K;
                     size_t ldv;
                     const float *v0 = src_row(x, 2, b, t0, hh, &ldv);
-                    lat_sgemm('T', 'N', K, V, n, 1.0f, F + (size_t)hh * P1B * (size_t)K, K, v0, (int)ldv, 1.0f, KVp, V1);
+                    lat_sgemm('T', 'N', K, V, n, 1.0f, F + (size_t)hh * fh, K, v0, (int)ldv, 1.0f, KVp, V1);
                     for (int i = 0; i < K; i++)
                         KVp[(size_t)i * (size_t)V1 + (size_t)V] += z[i];
                 }
@@ -815,33 +1034,47 @@ static void parallel_noncausal(const vctx *x, const vplan *p, char *work)
             }
         }
         /* (implicit barrier) */
+        int zb = -1; /* batch whose z columns are in zc */
         for (long u = lo; u < hi; u++) {
-            const int b = (int)(u / nblk), t0 = (int)(u % nblk) * tb, n = imin(tb, T - t0);
-            if (fy) /* FLatten: the block's focusing scalars of q */
-                for (int r = 0; r < n; r++)
-                    focus_token(x->c, x->isp, x->fsc, (long)b * T + t0 + r, 0, fy, fy + fyl, HK);
-            for (int hh = 0; hh < p->Ho; hh++) {
-                const float *R = kvred + (size_t)(b * p->Ho + hh) * kvs;
-                for (int i = 0; i < K; i++)
-                    zc[i] = R[(size_t)i * (size_t)V1 + (size_t)V];
-                for (int r = 0; r < n; r++) {
-                    float *f = F + (size_t)r * (size_t)K;
-                    feature(x, 0, b, t0 + r, hh, f);
-                    den[r] = lat_vec_dot(f, zc, (size_t)K);
+            const int b = (int)(u / nblk), tu = (int)(u % nblk) * tb, nu = imin(tb, T - tu);
+            if (zb != b) {
+                for (int hh = 0; hh < p->Ho; hh++) {
+                    const float *R = kvred + (size_t)(b * p->Ho + hh) * kvs;
+                    for (int i = 0; i < K; i++)
+                        zc[(size_t)hh * (size_t)K + (size_t)i] = R[(size_t)i * (size_t)V1 + (size_t)V];
                 }
-                lat_sgemm('N', 'N', n, V, K, 1.0f, F, K, R, V1, 0.0f, out_slice(x, b, hh) + (size_t)t0 * ldo,
-                          (int)ldo);
-                emit_scale(x, b, hh, t0, n, den);
+                zb = b;
             }
-            /* the block's DWC rows over the H input heads (weights shared by
-             * the heads: one weight row serves them all) */
-            if (x->c->dwc > 0) {
-                size_t ldv;
-                const float *v0 = src_row(x, 2, b, 0, 0, &ldv);
-                lat_dwc2d_heads(x->Hs, x->Ws, x->c->dwc, V, p->H, x->dwT, 0, x->c->dwc_b, 0, v0, ldv, (size_t)V,
-                                out_slice(x, b, 0), ldo, (size_t)V, t0, t0 + n, 1);
+            for (int t0 = tu; t0 < tu + nu; t0 += P1B) {
+                const int n = imin(P1B, tu + nu - t0);
+                for (int r = 0; r < n; r++)
+                    token_features(x, 0, b, t0 + r, F + (size_t)r * (size_t)K, fh, NULL, fy, zc, inv + r, P1B);
+                const int tn = t0 + n, nn = imin(P1B, T - tn); /* the next sub-block's q rows */
+                const size_t bt = (size_t)b * (size_t)T + (size_t)tn;
+                for (int hh = 0; hh < p->Ho; hh++) {
+                    if (nn > 0)
+                        prefetch_span_l2(x->c->q + bt * HK, (size_t)nn * HK, hh, p->Ho);
+                    const float *R = kvred + (size_t)(b * p->Ho + hh) * kvs, *Fh = F + (size_t)hh * fh;
+                    float *ih = inv + (size_t)hh * P1B, *Nh = num + (size_t)hh * fhv;
+                    lat_sgemm('N', 'N', n, V, K, 1.0f, Fh, K, R, V1, 0.0f, Nh, V);
+                    if (hh >= H || x->c->dwc <= 0) /* no DWC to fold the scale into */
+                        scale_rows_out(out_slice(x, b, hh) + (size_t)t0 * ldo, ldo, Nh, (size_t)V, ih, n, V);
+                }
+                /* o = num·(1/den) + DWC(V) over the sub-block's rows of the H
+                 * input heads (weights shared by the heads: one weight row
+                 * serves them all), o written once */
+                if (x->c->dwc > 0) {
+                    size_t ldv;
+                    const float *v0 = src_row(x, 2, b, 0, 0, &ldv);
+                    const dwc_old old = {num, inv, (size_t)V, fhv, P1B, 1};
+                    dwc2d_heads(x->Hs, x->Ws, x->c->dwc, V, H, x->dwT, 0, x->c->dwc_b, 0, v0, ldv, (size_t)V,
+                                out_slice(x, b, 0), ldo, (size_t)V, t0, t0 + n, 1, &old);
+                }
             }
         }
+#if defined(__AVX2__) || defined(__AVX512F__)
+        _mm_sfence(); /* the non-temporal stores of o */
+#endif
     }
 }
 

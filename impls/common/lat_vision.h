@@ -35,13 +35,36 @@
  *   then, with ms, the aggregation tail [(ms−1)][H][2K+V] of raw q|k|v rows.
  *
  * Forms (all handle causal and non-causal):
- *   parallel   non-causal (the papers' kv-first order): per (thread, slice)
- *              Σ φ(K)ᵀV by GEMMs on blocks of ≤ 256 tokens with V read in
- *              place (N = V columns; z = Σ φ(k) as column sums of the block),
- *              then φ(Q)·[S] written straight into o, the denominators
- *              ⟨φ(q), z⟩, and the DWC of the block over all H heads
- *              (lat_dwc2d_heads, column-tiled so the source rows stay in
- *              L2); causal: the masked quadratic form, φ(Q)φ(K)ᵀ ∘ L blocks of
+ *   parallel   non-causal (the papers' kv-first order), in sub-blocks of
+ *              128 tokens: the φ rows of all heads of a token built in one
+ *              pass over its H·K row (FLatten: the focusing scalars and the
+ *              features from the same pass, no second evaluation per head;
+ *              z = Σ φ(k) summed on the way), then per head
+ *              pass 1  S += φ(K)ᵀV, an M = K GEMM with V read in place;
+ *              pass 3  1/(⟨φ(q), z⟩ + ε) while the φ(q) row is in L1, then
+ *                      φ(Q)·S into a 128×V scratch block (M ≤ 128: OpenBLAS's
+ *                      small kernels, no packing and no zeroing pass for
+ *                      beta 0), and one pass over the sub-block's rows of the
+ *                      H input heads writes o = num·(1/den) + DWC(V) (the
+ *                      column-tiled depthwise conv with the scaled numerators
+ *                      as its initial values, non-temporal stores: o is
+ *                      written once and never read back); heads without a
+ *                      DWC are scaled out of the scratch the same way.
+ *              The next sub-block's input rows are prefetched into L2 a
+ *              slice before each head's GEMM. Bitwise the same output as
+ *              the previous kernel (GEMM blocks, sums and their order
+ *              unchanged). Measured, B1 T8192 H8 D64, 1 thread, CPU-shared
+ *              machine, A/B alternated with the previous kernel (wall
+ *              medians of 5-6 runs; CPU time per call): FLatten ≈ 1.35×
+ *              faster (48.8 → 36.2 ms; CPU 30 → 24 ms, ≈ 50 % of the FMA
+ *              peak), EfficientViT ≈ 1.15× (28.9 → 24.6 ms; CPU 18 → 16
+ *              ms, ≈ 58 %), SLAB ≈ 1.05× (35.7 → 34.5 ms; CPU 24.6 → 22.6
+ *              ms, ≈ 50 %). What is left: the GEMMs ≈ 40-65 % of the time
+ *              at ≈ 95 GFLOP/s, the DWC ≈ 25 % at ≈ 30-40 GFLOP/s (its
+ *              loads of V, H·V floats between a head's consecutive tokens,
+ *              wait on L2/L3: a packed copy or software prefetch did not
+ *              help), the rest the q/k/P/V row streams from DRAM.
+ *              Causal: the masked quadratic form, φ(Q)φ(K)ᵀ ∘ L blocks of
  *              64 queries times [V | 1] (T² work: a cross-check, not a fast path).
  *   chunk      the GLA-family engine (lat_chunk.h) with no decay; [v | 1] as
  *              the value block, the normalizer its last column.
@@ -89,9 +112,10 @@ void lat_dwc2d_rows(int Hs, int Ws, int k, int ch, const float *restrict wT,
  * head; hx, ho floats between heads; wT + h·wstride and bias + h·bstride are
  * head h's weights, stride 0 = shared by the heads): each token's rows of all
  * the heads are contiguous, and a shared weight row serves every head.
- * Column-tiled (the source rows of a tile stay in L2); with AVX-512 and
- * k = 3, 5, 7 the interior columns go 8 at a time with a kernel row's
- * weights in registers (bitwise the same sums). */
+ * Column-tiled (the source rows of a tile stay in L2); with AVX-512 (16
+ * channels a vector) or AVX2 (8, when ch % 8 = 0) and k = 3, 5, 7 the
+ * interior columns go 8 at a time with a kernel row's weights in registers
+ * (bitwise the same sums as the generic kernels). */
 void lat_dwc2d_heads(int Hs, int Ws, int k, int ch, int nh, const float *restrict wT, size_t wstride,
                      const float *restrict bias, size_t bstride, const float *restrict x, size_t ldx,
                      size_t hx, float *restrict o, size_t ldo, size_t ho, int t0, int t1, int add);
