@@ -49,10 +49,11 @@ static inline float lat_expf(float x)
 
 #if defined(__AVX512F__)
 #define LAT_VEC_WIDTH 16
-/* e^{xc} for xc already clamped to [−87, 88.72] (Cody–Waite reduction by
- * ln 2, degree-6 polynomial, 2^n by scalef), 0 in the lanes not in keep:
- * the core lat_exp16 and the tile engine's exp of x ≤ 0 share */
-static inline __m512 lat_exp16_core(__m512 xc, __mmask16 keep)
+/* The shared reduction and polynomial of the AVX-512 exps: x = n·ln2 + r
+ * (Cody–Waite, |r| ≤ ln2/2, r = x exactly for |x| < ln2/2), returns p(r)·r
+ * with e^r = 1 + r + (p(r)·r)·r; the callers finish with one FMA (e^r, or
+ * e^r − 1 for expm1-style uses) and the scaling by 2^n. */
+static inline __m512 lat_exp16_poly(__m512 xc, __m512 *n_out, __m512 *r_out)
 {
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -64,7 +65,19 @@ static inline __m512 lat_exp16_core(__m512 xc, __mmask16 keep)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    *n_out = n;
+    *r_out = r;
+    return _mm512_mul_ps(p, r);
+}
+
+/* e^{xc} for xc already clamped to [−87, 88.72] (Cody–Waite reduction by
+ * ln 2, degree-6 polynomial, 2^n by scalef), 0 in the lanes not in keep:
+ * the core lat_exp16 and the tile engine's exp of x ≤ 0 share */
+static inline __m512 lat_exp16_core(__m512 xc, __mmask16 keep)
+{
+    __m512 n, r;
+    const __m512 pr = lat_exp16_poly(xc, &n, &r);
+    const __m512 p = _mm512_fmadd_ps(pr, r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
